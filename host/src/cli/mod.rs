@@ -1,0 +1,52 @@
+//! The `sluice` command line.
+//!
+//! Each verb lives in its own module. Exit codes are shared: 0 means success,
+//! 1 means the command ran and found a problem (a bad plugin, a call that did
+//! not succeed), 2 means the command could not run (bad arguments, bad input).
+
+mod exec;
+mod logging;
+mod plugins;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: a work-unit processing host that runs task handlers as sandboxed
+/// WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = logging::Format::Text)]
+    log_format: logging::Format,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with task plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Run one plugin call without a database and print its outcome as JSON.
+    Exec(exec::ExecArgs),
+}
+
+/// Parses the command line, runs the verb and returns the process exit code.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Plugins(command) => plugins::run(command).await,
+        Command::Exec(args) => exec::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The sandbox: one wasmtime [`Engine`](wasmtime::Engine) for the process, the
+//! registry of loaded plugins, and the machinery that runs one plugin call under
+//! hard limits and turns whatever happened into one classified [`CallOutcome`].
+//!
+//! The layers that bound a call are set up here: epoch interruption for a guest
+//! that spins (see [`engine`]), a `tokio` timeout around the whole call including
+//! host imports (see [`call`]), and per-store resource limits (see [`limits`]).
+
+pub mod bindings;
+mod cache;
+pub mod call;
+pub mod engine;
+mod guest_output;
+pub mod limits;
+pub mod outcome;
+pub mod registry;
+pub(crate) mod sandbox;
+
+pub use call::{CallError, CallRequest};
+pub use engine::{Allocation, Runtime, RuntimeConfig};
+pub use outcome::{CallOutcome, Output, TrapCause};
+pub use registry::{LoadReport, Plugin, PluginError, PluginMode, Registry};

@@ -1,0 +1,271 @@
+//! The one classified result of every plugin call.
+//!
+//! Whatever a guest does (returns, errors, spins, allocates without end, recurses,
+//! panics, prints a novel, or waits forever in an import) the call ends in exactly
+//! one [`CallOutcome`]. The worker decides retries and dead letters from it, and
+//! `sluice exec` prints it as JSON.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::bindings::types;
+use super::sandbox::HostState;
+use crate::imports::log::truncate;
+
+/// Longest task-error or trap message kept, in bytes.
+const MAX_MESSAGE_BYTES: usize = 64 << 10;
+
+/// How a call ended. Serialized as `{"outcome": "<kind>", ...}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum CallOutcome {
+    /// The plugin returned an outcome, and it passed validation.
+    Ok(Output),
+    /// The plugin returned `task-error.retryable`.
+    Retryable { message: String },
+    /// The plugin returned `task-error.permanent`.
+    Permanent { message: String },
+    /// The call was still running at its deadline and was stopped.
+    Timeout { timeout_ms: u64 },
+    /// The guest trapped; the store was discarded.
+    Trap { cause: TrapCause, message: String },
+    /// The plugin returned something the host refuses to commit.
+    InvalidOutput { reason: String },
+}
+
+impl CallOutcome {
+    /// The outcome's kind, as serialized (`ok`, `retryable`, `timeout`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ok(_) => "ok",
+            Self::Retryable { .. } => "retryable",
+            Self::Permanent { .. } => "permanent",
+            Self::Timeout { .. } => "timeout",
+            Self::Trap { .. } => "trap",
+            Self::InvalidOutput { .. } => "invalid-output",
+        }
+    }
+}
+
+/// Why a guest trapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrapCause {
+    /// The guest needed more linear memory than its limit allows.
+    OutOfMemory,
+    /// The guest exhausted its wasm stack (usually unbounded recursion).
+    StackOverflow,
+    /// The guest was interrupted before its deadline.
+    Interrupt,
+    /// The guest hit `unreachable` (a Rust panic or abort).
+    Unreachable,
+    /// Anything else: out-of-bounds access, a failed host call, `exit`, ...
+    Other,
+}
+
+/// A validated successful outcome: JSON documents only, within the size cap.
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub output: Option<Box<RawValue>>,
+    pub enqueue: Vec<NewItem>,
+}
+
+/// A follow-up item the plugin asked to enqueue.
+#[derive(Debug, Serialize)]
+pub struct NewItem {
+    pub task_type: String,
+    pub work_unit_key: String,
+    pub payload: Box<RawValue>,
+}
+
+pub(crate) fn from_task_error(error: types::TaskError) -> CallOutcome {
+    match error {
+        types::TaskError::Retryable(m) => CallOutcome::Retryable {
+            message: truncate(&m, MAX_MESSAGE_BYTES).to_string(),
+        },
+        types::TaskError::Permanent(m) => CallOutcome::Permanent {
+            message: truncate(&m, MAX_MESSAGE_BYTES).to_string(),
+        },
+    }
+}
+
+/// Classifies a failed call from its error and what the store saw.
+/// `timeout` is the call's budget, reported when the guest ran into its deadline.
+pub(crate) fn from_trap(
+    error: &wasmtime::Error,
+    state: &HostState,
+    timeout: Duration,
+) -> CallOutcome {
+    let trap = error.downcast_ref::<wasmtime::Trap>().copied();
+    if trap == Some(wasmtime::Trap::Interrupt) && state.deadline_reached {
+        return timed_out(timeout);
+    }
+    let cause = match trap {
+        Some(wasmtime::Trap::StackOverflow) => TrapCause::StackOverflow,
+        Some(wasmtime::Trap::Interrupt) => TrapCause::Interrupt,
+        // Rust guests abort (`unreachable`) when an allocation fails.
+        Some(_) if state.limiter.memory_refused => TrapCause::OutOfMemory,
+        Some(wasmtime::Trap::UnreachableCodeReached) => TrapCause::Unreachable,
+        _ if state.limiter.memory_refused => TrapCause::OutOfMemory,
+        _ => TrapCause::Other,
+    };
+    let mut message = match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) => format!("guest called exit({})", exit.0),
+        None => match trap {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        },
+    };
+    if cause == TrapCause::OutOfMemory {
+        message.push_str(&format!(
+            "; the guest asked for more than its memory limit of {} MiB",
+            state.limiter.memory_limit_bytes() >> 20
+        ));
+    }
+    let stderr = state.stderr.tail();
+    if !stderr.is_empty() {
+        message.push_str("; guest stderr: ");
+        message.push_str(&stderr);
+    }
+    CallOutcome::Trap {
+        cause,
+        message: truncate(&message, MAX_MESSAGE_BYTES).to_string(),
+    }
+}
+
+pub(crate) fn timed_out(timeout: Duration) -> CallOutcome {
+    CallOutcome::Timeout {
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Checks a returned outcome: JSON where JSON is required, non-empty keys, and
+/// the total size within `max_bytes`.
+pub(crate) fn validate(outcome: types::Outcome, max_bytes: usize) -> CallOutcome {
+    let size = outcome.output.as_ref().map_or(0, String::len)
+        + outcome
+            .enqueue
+            .iter()
+            .map(|i| i.payload.len() + i.task_type.len() + i.work_unit_key.len())
+            .sum::<usize>();
+    if size > max_bytes {
+        return invalid(format!(
+            "the outcome is {size} bytes, over the cap of {max_bytes} bytes"
+        ));
+    }
+    let output = match outcome.output.map(RawValue::from_string).transpose() {
+        Ok(output) => output,
+        Err(err) => return invalid(format!("`output` is not valid JSON: {err}")),
+    };
+    let mut enqueue = Vec::with_capacity(outcome.enqueue.len());
+    for (index, item) in outcome.enqueue.into_iter().enumerate() {
+        if item.task_type.trim().is_empty() || item.work_unit_key.trim().is_empty() {
+            return invalid(format!(
+                "`enqueue[{index}]` has an empty task-type or work-unit-key"
+            ));
+        }
+        let payload = match RawValue::from_string(item.payload) {
+            Ok(payload) => payload,
+            Err(err) => {
+                return invalid(format!(
+                    "`enqueue[{index}].payload` is not valid JSON: {err}"
+                ));
+            }
+        };
+        enqueue.push(NewItem {
+            task_type: item.task_type,
+            work_unit_key: item.work_unit_key,
+            payload,
+        });
+    }
+    CallOutcome::Ok(Output { output, enqueue })
+}
+
+fn invalid(reason: String) -> CallOutcome {
+    CallOutcome::InvalidOutput { reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(output: Option<&str>, enqueue: Vec<(&str, &str, &str)>) -> types::Outcome {
+        types::Outcome {
+            output: output.map(str::to_string),
+            enqueue: enqueue
+                .into_iter()
+                .map(|(t, k, p)| types::NewItem {
+                    task_type: t.into(),
+                    work_unit_key: k.into(),
+                    payload: p.into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn reason(result: CallOutcome) -> String {
+        match result {
+            CallOutcome::InvalidOutput { reason } => reason,
+            other => panic!("expected invalid-output, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_outcomes_pass_through_unchanged() {
+        let CallOutcome::Ok(out) = validate(
+            outcome(
+                Some(r#"{"a": [1, 2]}"#),
+                vec![("summary", "k1", r#"{"x":1}"#)],
+            ),
+            1024,
+        ) else {
+            panic!("should be valid");
+        };
+        assert_eq!(out.output.unwrap().get(), r#"{"a": [1, 2]}"#);
+        assert_eq!(out.enqueue[0].payload.get(), r#"{"x":1}"#);
+        assert!(matches!(
+            validate(outcome(None, vec![]), 0),
+            CallOutcome::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn enqueued_items_need_json_payloads_and_keys() {
+        let r = reason(validate(outcome(None, vec![("t", "k", "{oops")]), 1024));
+        assert!(r.contains("enqueue[0].payload"), "{r}");
+        let r = reason(validate(
+            outcome(None, vec![("t", "k", "1"), ("t", " ", "1")]),
+            1024,
+        ));
+        assert!(
+            r.contains("enqueue[1]") && r.contains("work-unit-key"),
+            "{r}"
+        );
+        let r = reason(validate(outcome(None, vec![("", "k", "1")]), 1024));
+        assert!(r.contains("task-type"), "{r}");
+    }
+
+    #[test]
+    fn the_size_cap_counts_output_and_enqueued_payloads() {
+        let big = format!("\"{}\"", "x".repeat(600));
+        assert!(matches!(
+            validate(outcome(Some(&big), vec![]), 1024),
+            CallOutcome::Ok(_)
+        ));
+        let r = reason(validate(outcome(Some(&big), vec![("t", "k", &big)]), 1024));
+        assert!(r.contains("over the cap of 1024 bytes"), "{r}");
+    }
+
+    #[test]
+    fn long_task_error_messages_are_cut_on_a_char_boundary() {
+        let message = "é".repeat(MAX_MESSAGE_BYTES);
+        let CallOutcome::Retryable { message } =
+            from_task_error(types::TaskError::Retryable(message))
+        else {
+            panic!("retryable stays retryable");
+        };
+        assert!(message.len() <= MAX_MESSAGE_BYTES && message.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,377 @@
+//! The plugin registry: every `*.wasm` in a folder, validated and ready to run.
+//!
+//! Loading a plugin checks, in order, that the file is a WebAssembly component
+//! (not a core module, not truncated), that it was built against a compatible
+//! version of the `sluice:task` contract and imports nothing else but WASI, that
+//! it exports the `handler` world, and that `describe` returns a sensible
+//! description. Compiled code is cached on disk ([`super::cache`]), and each
+//! plugin keeps an `InstancePre` so a call only has to instantiate. Two plugins
+//! claiming one task type are refused: which one runs must never be a guess.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, HandlerPre, types};
+use super::cache;
+use super::engine::Runtime;
+use super::sandbox::HostState;
+use crate::imports::DenyAll;
+
+/// How long `describe` may take at load time.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a plugin wants its items delivered (the WIT `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginMode {
+    Batch,
+    Item,
+}
+
+impl PluginMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Item => "item",
+        }
+    }
+}
+
+/// A loaded, validated plugin.
+pub struct Plugin {
+    pub name: String,
+    pub version: String,
+    pub task_types: Vec<String>,
+    pub mode: PluginMode,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Hex SHA-256 of the file.
+    pub digest: String,
+    pub(crate) pre: HandlerPre<HostState>,
+}
+
+/// Why a plugin (or the plugins folder) could not be loaded. Each message names
+/// the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error(
+        "plugins folder {} does not exist: create it, or point --plugins at the folder holding your .wasm files",
+        .0.display()
+    )]
+    MissingDir(PathBuf),
+    #[error("cannot read plugins folder {}: {source}", path.display())]
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a WebAssembly file (it does not start with the `\\0asm` magic bytes)", .0.display())]
+    NotWasm(PathBuf),
+    #[error(
+        "{}: is a core WebAssembly module, not a component; build plugins with \
+         `cargo build --target wasm32-wasip2`, which produces a component",
+        .0.display()
+    )]
+    CoreModule(PathBuf),
+    #[error("{}: cannot be compiled, the file may be truncated or corrupt (rebuild it): {reason}", path.display())]
+    Compile { path: PathBuf, reason: String },
+    #[error(
+        "{}: was built against {found}, but this host implements {CONTRACT_PACKAGE}@{CONTRACT_VERSION}; \
+         rebuild the plugin against the wit/ folder of this Sluice release",
+        path.display()
+    )]
+    IncompatibleContract { path: PathBuf, found: String },
+    #[error("{}: does not implement the {CONTRACT_PACKAGE} `handler` world: {reason}", path.display())]
+    WrongWorld { path: PathBuf, reason: String },
+    #[error("{}: describe() failed: {reason}", path.display())]
+    Describe { path: PathBuf, reason: String },
+    #[error(
+        "task type `{task_type}` is claimed by both {} and {}: remove one of them from the plugins folder",
+        first.display(), second.display()
+    )]
+    DuplicateTaskType {
+        task_type: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// Everything found in a plugins folder: what loaded, and what did not.
+pub struct LoadReport {
+    pub plugins: Vec<Arc<Plugin>>,
+    pub errors: Vec<PluginError>,
+}
+
+/// The plugins a host runs, by task type.
+pub struct Registry {
+    plugins: Vec<Arc<Plugin>>,
+    by_task_type: BTreeMap<String, Arc<Plugin>>,
+}
+
+impl Registry {
+    /// Loads every plugin in `dir`; any bad plugin fails the whole load.
+    pub async fn load(runtime: &Runtime, dir: &Path) -> Result<Self, Vec<PluginError>> {
+        let report = scan(runtime, dir).await.map_err(|e| vec![e])?;
+        if !report.errors.is_empty() {
+            return Err(report.errors);
+        }
+        Ok(Self::from_plugins(report.plugins))
+    }
+
+    /// A registry of already-loaded plugins (their task types must not overlap:
+    /// [`scan`] guarantees that).
+    pub fn from_plugins(plugins: Vec<Arc<Plugin>>) -> Self {
+        let by_task_type = plugins
+            .iter()
+            .flat_map(|p| p.task_types.iter().map(move |t| (t.clone(), p.clone())))
+            .collect();
+        Self {
+            plugins,
+            by_task_type,
+        }
+    }
+
+    /// The plugin handling `task_type`, if one is loaded.
+    pub fn get(&self, task_type: &str) -> Option<&Arc<Plugin>> {
+        self.by_task_type.get(task_type)
+    }
+
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+
+    /// Every task type some plugin handles, sorted.
+    pub fn task_types(&self) -> impl Iterator<Item = &str> {
+        self.by_task_type.keys().map(String::as_str)
+    }
+}
+
+/// Loads every `*.wasm` in `dir` (sorted by name, so duplicate reports are
+/// stable), collecting per-file errors instead of stopping at the first.
+pub async fn scan(runtime: &Runtime, dir: &Path) -> Result<LoadReport, PluginError> {
+    let files = wasm_files(dir)?;
+    let mut report = LoadReport {
+        plugins: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut owners: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in files {
+        let plugin = match load_file(runtime, &path).await {
+            Ok(plugin) => plugin,
+            Err(err) => {
+                report.errors.push(err);
+                continue;
+            }
+        };
+        let duplicates: Vec<PluginError> = plugin
+            .task_types
+            .iter()
+            .filter_map(|t| {
+                owners.get(t).map(|first| PluginError::DuplicateTaskType {
+                    task_type: t.clone(),
+                    first: first.clone(),
+                    second: path.clone(),
+                })
+            })
+            .collect();
+        if duplicates.is_empty() {
+            for t in &plugin.task_types {
+                owners.insert(t.clone(), path.clone());
+            }
+            report.plugins.push(Arc::new(plugin));
+        } else {
+            report.errors.extend(duplicates);
+        }
+    }
+    Ok(report)
+}
+
+fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
+    if !dir.is_dir() {
+        return Err(PluginError::MissingDir(dir.to_path_buf()));
+    }
+    let read_dir_error = |source| PluginError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
+        let path = entry.map_err(read_dir_error)?.path();
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads and validates one plugin file.
+pub async fn load_file(runtime: &Runtime, path: &Path) -> Result<Plugin, PluginError> {
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_header(path, &bytes)?;
+    let digest = cache::digest(&bytes);
+    let component = {
+        let (engine, cache_dir) = (runtime.engine().clone(), runtime.config().cache_dir.clone());
+        let digest = digest.clone();
+        tokio::task::spawn_blocking(move || {
+            cache::compile(&engine, &bytes, &digest, cache_dir.as_deref())
+        })
+        .await
+        .expect("the compile task does not panic")
+        .map_err(|err| PluginError::Compile {
+            path: path.to_path_buf(),
+            reason: format!("{err:#}"),
+        })?
+    };
+    check_imports(runtime, path, &component)?;
+    let wrong_world = |err: wasmtime::Error| PluginError::WrongWorld {
+        path: path.to_path_buf(),
+        reason: format!("{err:#}"),
+    };
+    let instance_pre = runtime
+        .linker()
+        .instantiate_pre(&component)
+        .map_err(wrong_world)?;
+    let pre = HandlerPre::new(instance_pre).map_err(wrong_world)?;
+    let info = super::call::describe(&pre, Arc::new(DenyAll), DESCRIBE_TIMEOUT)
+        .await
+        .map_err(|reason| PluginError::Describe {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    let describe_error = |reason: String| PluginError::Describe {
+        path: path.to_path_buf(),
+        reason,
+    };
+    validate_info(&info).map_err(describe_error)?;
+    Ok(Plugin {
+        name: info.name,
+        version: info.version,
+        task_types: info.task_types,
+        mode: match info.mode {
+            types::Mode::Batch => PluginMode::Batch,
+            types::Mode::Item => PluginMode::Item,
+        },
+        path: path.to_path_buf(),
+        digest,
+        pre,
+    })
+}
+
+/// Tells a component from a core module (or anything else) by its preamble.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(PluginError::NotWasm(path.to_path_buf()));
+    }
+    if bytes[4..8] == CORE_MODULE_VERSION {
+        return Err(PluginError::CoreModule(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Refuses imports from another version of the contract or from packages the
+/// host does not provide, with a message that names them. (The linker would
+/// refuse them too, but in terms only a wasmtime developer would recognize.)
+fn check_imports(
+    runtime: &Runtime,
+    path: &Path,
+    component: &wasmtime::component::Component,
+) -> Result<(), PluginError> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(runtime.engine()) {
+        if let Some(interface) = name.strip_prefix(&format!("{CONTRACT_PACKAGE}/")) {
+            let version = interface.split_once('@').map(|(_, v)| v).unwrap_or("");
+            if !compatible(version, CONTRACT_VERSION) {
+                let found = if version.is_empty() {
+                    format!("an unversioned {CONTRACT_PACKAGE}")
+                } else {
+                    format!("{CONTRACT_PACKAGE}@{version}")
+                };
+                return Err(PluginError::IncompatibleContract {
+                    path: path.to_path_buf(),
+                    found,
+                });
+            }
+        } else if !name.starts_with("wasi:") {
+            return Err(PluginError::WrongWorld {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it imports `{name}`, which Sluice does not provide; plugins may import \
+                     only {CONTRACT_PACKAGE} and WASI interfaces"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Semver compatibility: same major, and for 0.x the same minor.
+fn compatible(found: &str, ours: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(found), parse(ours)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+fn validate_info(info: &types::PluginInfo) -> Result<(), String> {
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+    };
+    if !valid_name(&info.name) {
+        return Err(format!(
+            "plugin name {:?} must be 1 to 128 characters of letters, digits and -_.:/",
+            info.name
+        ));
+    }
+    if info.task_types.is_empty() {
+        return Err("it declares no task types".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &info.task_types {
+        if !valid_name(t) {
+            return Err(format!(
+                "task type {t:?} must be 1 to 128 characters of letters, digits and -_.:/"
+            ));
+        }
+        if !seen.insert(t) {
+            return Err(format!("it declares task type `{t}` twice"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn contract_versions_follow_semver() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(!compatible("1.0.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("", "0.1.0"));
+    }
+}

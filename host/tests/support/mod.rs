@@ -1,0 +1,122 @@
+//! Shared helpers for the host's integration tests: where the test plugins are,
+//! a runtime per test, work items and call requests, and outbound stand-ins.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice::imports::{CallContext, DenyAll, Outbound, TaskConfig};
+use sluice::runtime::bindings::types::WorkItem;
+use sluice::runtime::bindings::{http, llm};
+use sluice::runtime::limits::CallLimits;
+use sluice::runtime::registry::{self, Plugin};
+use sluice::runtime::{CallOutcome, CallRequest, Runtime, RuntimeConfig};
+
+/// The workspace's `target/` folder (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A guest plugin built by `scripts/build-plugins`, by crate file name.
+pub fn guest_wasm(name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/plugin")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the guest plugins first with scripts/build-plugins",
+        path.display()
+    );
+    path
+}
+
+pub fn adversary_wasm() -> PathBuf {
+    guest_wasm("sluice_test_adversary")
+}
+
+/// A temporary plugins folder holding `files` (name, contents).
+pub fn plugin_dir(files: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).expect("write plugin");
+    }
+    dir
+}
+
+/// A runtime sized for `slots` concurrent calls, sharing one compile cache
+/// across tests (entries are written atomically, so parallel tests are safe).
+pub fn runtime(slots: u32) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        slots,
+        cache_dir: Some(target_dir().join("sluice-test-cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+pub async fn adversary(runtime: &Runtime) -> Arc<Plugin> {
+    Arc::new(
+        registry::load_file(runtime, &adversary_wasm())
+            .await
+            .expect("the adversary plugin loads"),
+    )
+}
+
+pub fn item(task_type: &str, payload: &str) -> WorkItem {
+    WorkItem {
+        id: 1,
+        task_type: task_type.into(),
+        work_unit_key: "test-key".into(),
+        payload: payload.into(),
+        attempt: 1,
+        enqueued_at_ms: 0,
+    }
+}
+
+pub fn request(task_type: &str, payload: &str, timeout: Duration) -> CallRequest {
+    CallRequest {
+        items: vec![item(task_type, payload)],
+        limits: CallLimits {
+            timeout,
+            ..CallLimits::default()
+        },
+        task_config: TaskConfig::default(),
+        outbound: Arc::new(DenyAll),
+    }
+}
+
+/// An outbound implementation that never answers: the hung LLM provider.
+pub struct Hang;
+
+#[async_trait::async_trait]
+impl Outbound for Hang {
+    async fn llm(&self, _: &CallContext, _: llm::Request) -> Result<llm::Response, llm::Error> {
+        std::future::pending().await
+    }
+
+    async fn http(&self, _: &CallContext, _: http::Request) -> Result<http::Response, http::Error> {
+        std::future::pending().await
+    }
+}
+
+/// Runs the well-behaved `echo` task and asserts it succeeds: the host is unharmed.
+pub async fn assert_echo_works(plugin: &Plugin) {
+    let outcome = plugin
+        .call(request(
+            "echo",
+            r#"{"still":"alive"}"#,
+            Duration::from_secs(30),
+        ))
+        .await
+        .expect("echo call");
+    match outcome {
+        CallOutcome::Ok(out) => assert_eq!(
+            out.output.expect("echo output").get(),
+            r#"{"still":"alive"}"#
+        ),
+        other => panic!("echo should succeed after a misbehaving call, got {other:?}"),
+    }
+}

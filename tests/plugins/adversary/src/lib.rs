@@ -1,0 +1,231 @@
+//! A test-only plugin whose task types misbehave on purpose.
+//!
+//! Each task type exercises one way a real plugin can try to hold the host hostage
+//! (spin, allocate, recurse, panic, hang in an import, return too much) or escape
+//! its sandbox. The host's tests assert that every one of them ends in the right
+//! classified outcome, at its deadline, with the host unharmed. `echo` is the
+//! well-behaved control.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "handler",
+});
+
+use sluice::task::types::{Mode, NewItem};
+use sluice::task::{config, http, llm, log};
+
+struct Adversary;
+
+const TASK_TYPES: &[&str] = &[
+    "echo",
+    "spin",
+    "memory-bomb",
+    "recursion",
+    "huge-output",
+    "panic",
+    "hang-llm",
+    "hang-http",
+    "escape",
+    "fail",
+    "not-json",
+    "config",
+    "chatty",
+];
+
+impl Guest for Adversary {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "adversary".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            task_types: TASK_TYPES.iter().map(|t| t.to_string()).collect(),
+            mode: Mode::Item,
+        }
+    }
+
+    fn process(items: Vec<WorkItem>) -> Result<Outcome, TaskError> {
+        let item = items
+            .into_iter()
+            .next()
+            .ok_or_else(|| TaskError::Permanent("no item".into()))?;
+        match item.task_type.as_str() {
+            "echo" => echo(item),
+            "spin" => spin(),
+            "memory-bomb" => memory_bomb(),
+            "recursion" => Ok(output(recurse(0, u64::MAX).to_string())),
+            "huge-output" => Ok(output(huge_json(&item.payload))),
+            "panic" => panic!("adversary panicked on purpose for item {}", item.id),
+            "hang-llm" => call_llm(),
+            "hang-http" => call_http(),
+            "escape" => Ok(output(escape_report())),
+            "fail" => fail(&item.payload),
+            "not-json" => Ok(output("this is not JSON".into())),
+            "config" => config_value(&item.payload),
+            "chatty" => chatty(&item),
+            other => Err(TaskError::Permanent(format!("unknown task type {other}"))),
+        }
+    }
+}
+
+fn output(json: String) -> Outcome {
+    Outcome {
+        output: Some(json),
+        enqueue: Vec::new(),
+    }
+}
+
+/// Returns the payload untouched, and enqueues a follow-up when the payload asks
+/// for one. The well-behaved control, and the call the sandbox benchmark times.
+fn echo(item: WorkItem) -> Result<Outcome, TaskError> {
+    let enqueue = if item.payload.contains("\"follow-up\"") {
+        vec![NewItem {
+            task_type: "echo".into(),
+            work_unit_key: item.work_unit_key.clone(),
+            payload: "{\"from\":\"echo\"}".into(),
+        }]
+    } else {
+        Vec::new()
+    };
+    Ok(Outcome {
+        output: Some(item.payload),
+        enqueue,
+    })
+}
+
+/// Writes through every channel a guest has: the `log` import, stdout, stderr.
+fn chatty(item: &WorkItem) -> Result<Outcome, TaskError> {
+    log::log(
+        log::Level::Warn,
+        &format!("log import line for item {}", item.id),
+    );
+    println!("stdout line for item {}", item.id);
+    eprint!("stderr line without a newline");
+    Ok(output("null".into()))
+}
+
+fn spin() -> Result<Outcome, TaskError> {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn memory_bomb() -> Result<Outcome, TaskError> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Touch every page so the allocation is real, not just reserved.
+        hoard.push(vec![0xA5; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+/// Recursion that only `limit` ends; with `u64::MAX` it exhausts the wasm stack.
+/// Its frames hold no addressable locals, so it overflows the wasm stack itself
+/// rather than the shadow stack Rust keeps in linear memory.
+fn recurse(depth: u64, limit: u64) -> u64 {
+    if depth == std::hint::black_box(limit) {
+        return depth;
+    }
+    recurse(depth + 1, limit).rotate_left(1) ^ depth
+}
+
+/// A JSON string of the size (in MiB) the payload names, default 20 MiB.
+fn huge_json(payload: &str) -> String {
+    let mib: usize = payload.trim().parse().unwrap_or(20);
+    let mut s = String::with_capacity(mib * (1 << 20) + 2);
+    s.push('"');
+    s.extend(std::iter::repeat_n('x', mib * (1 << 20)));
+    s.push('"');
+    s
+}
+
+fn call_llm() -> Result<Outcome, TaskError> {
+    let request = llm::Request {
+        model: None,
+        messages: vec![llm::Message {
+            role: llm::Role::User,
+            content: "hello".into(),
+        }],
+        max_tokens: Some(16),
+        temperature: None,
+        stop: Vec::new(),
+        json_schema: None,
+    };
+    match llm::complete(&request) {
+        Ok(response) => Ok(output(format!("{:?}", response.content))),
+        Err(e) => Err(TaskError::Retryable(format!("llm: {e:?}"))),
+    }
+}
+
+fn call_http() -> Result<Outcome, TaskError> {
+    let request = http::Request {
+        method: http::Method::Get,
+        url: "https://example.com/".into(),
+        headers: Vec::new(),
+        body: None,
+        timeout_ms: None,
+    };
+    match http::send(&request) {
+        Ok(response) => Ok(output(response.status.to_string())),
+        Err(e) => Err(TaskError::Retryable(format!("http: {e:?}"))),
+    }
+}
+
+/// Tries to reach outside the sandbox and reports what happened, as JSON:
+/// `{"file": "...", "env": "...", "socket": "...", "args": N}`.
+fn escape_report() -> String {
+    let file = match std::fs::read_to_string("/etc/passwd") {
+        Ok(_) => "read".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let env = match std::env::var("HOME") {
+        Ok(v) => format!("read: {v}"),
+        Err(e) => format!("error: {e}"),
+    };
+    let vars = std::env::vars().count();
+    let socket = match std::net::TcpStream::connect("127.0.0.1:5432") {
+        Ok(_) => "connected".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let args = std::env::args().count();
+    format!(
+        "{{\"file\":{},\"env\":{},\"vars\":{vars},\"socket\":{},\"args\":{args}}}",
+        json_string(&file),
+        json_string(&env),
+        json_string(&socket)
+    )
+}
+
+fn fail(payload: &str) -> Result<Outcome, TaskError> {
+    if payload.contains("permanent") {
+        Err(TaskError::Permanent("asked to fail permanently".into()))
+    } else {
+        Err(TaskError::Retryable("asked to fail, try again".into()))
+    }
+}
+
+/// Returns the operator's value for the config key named by the payload (a JSON string).
+fn config_value(payload: &str) -> Result<Outcome, TaskError> {
+    let key = payload.trim().trim_matches('"');
+    let value = config::get(key);
+    Ok(output(match value {
+        Some(v) => json_string(&v),
+        None => "null".into(),
+    }))
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+export!(Adversary);

@@ -7,7 +7,9 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::CallOutcome;
+use sluice::runtime::bindings::{http, llm};
 use support::{Hang, adversary, request, runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,19 +71,43 @@ async fn stuck_calls_do_not_block_healthy_ones_and_all_are_freed() {
             "{task}: freed at {ended:?}, deadline {deadline:?}"
         );
     }
-    // Every pool slot came back: a full round of concurrent calls still fits.
-    let round: Vec<_> = (0..2 * STUCK_EACH + 2)
+    // Every pool slot came back: the whole pool (slots plus headroom) can be
+    // held at once again. Each call parks in an import until all have arrived,
+    // so a single leaked slot would make one of them fail to instantiate.
+    let whole_pool = 2 * STUCK_EACH + 2 + 4;
+    let barrier = Arc::new(tokio::sync::Barrier::new(whole_pool));
+    let round: Vec<_> = (0..whole_pool)
         .map(|_| {
             let plugin = plugin.clone();
+            let outbound = Arc::new(WaitForAll(barrier.clone()));
             tokio::spawn(async move {
-                plugin
-                    .call(request("echo", "{}", Duration::from_secs(30)))
-                    .await
+                let mut req = request("hang-llm", "{}", Duration::from_secs(30));
+                req.outbound = outbound;
+                plugin.call(req).await
             })
         })
         .collect();
     for handle in round {
         let outcome = handle.await.unwrap().expect("a pool slot is free");
-        assert!(matches!(outcome, CallOutcome::Ok(_)), "got {outcome:?}");
+        assert!(
+            matches!(&outcome, CallOutcome::Retryable { message } if message.contains("everyone arrived")),
+            "got {outcome:?}"
+        );
+    }
+}
+
+/// Answers an import only once every caller is inside one.
+struct WaitForAll(Arc<tokio::sync::Barrier>);
+
+#[async_trait::async_trait]
+impl Outbound for WaitForAll {
+    async fn llm(&self, _: &CallContext, _: llm::Request) -> Result<llm::Response, llm::Error> {
+        self.0.wait().await;
+        Err(llm::Error::Denied("everyone arrived".into()))
+    }
+
+    async fn http(&self, _: &CallContext, _: http::Request) -> Result<http::Response, http::Error> {
+        self.0.wait().await;
+        Err(http::Error::Denied("everyone arrived".into()))
     }
 }

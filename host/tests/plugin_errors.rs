@@ -183,7 +183,11 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
         .unwrap();
     assert_eq!(modified, again);
     // A corrupt entry is ignored and replaced, not fatal.
-    std::fs::write(cache.path().join(&entries[0]), b"garbage").unwrap();
+    let entry = cache.path().join(&entries[0]);
+    std::fs::write(&entry, b"garbage").unwrap();
     let third = registry::load_file(&rt, &adversary_wasm()).await.unwrap();
     assert_eq!(third.name, "adversary");
+    let rewritten = std::fs::read(&entry).unwrap();
+    assert_ne!(rewritten, b"garbage", "the corrupt entry was replaced");
+    assert!(rewritten.len() > 1024);
 }

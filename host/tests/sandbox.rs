@@ -113,12 +113,20 @@ async fn huge_output_is_refused_as_invalid_output() {
     match &outcome {
         CallOutcome::InvalidOutput { reason } => {
             assert!(
-                reason.contains("over the cap of 16777216 bytes"),
-                "{reason}"
+                reason.contains("the output cap is 16777216 bytes"),
+                "refused while copied out of the guest: {reason}"
             )
         }
         other => panic!("expected invalid-output, got {other:?}"),
     }
+    // Small enough to copy, still over a lower cap: refused by the size check.
+    let mut req = request("huge-output", "3", Duration::from_secs(30));
+    req.limits.max_output_bytes = 2 << 20;
+    let outcome = plugin.call(req).await.unwrap();
+    assert!(
+        matches!(&outcome, CallOutcome::InvalidOutput { reason } if reason.contains("over the cap of 2097152 bytes")),
+        "got {outcome:?}"
+    );
     // Under the cap, the same task succeeds: the cap is what refused it.
     let mut req = request("huge-output", "1", Duration::from_secs(30));
     req.limits.max_output_bytes = 2 << 20;
@@ -246,6 +254,9 @@ async fn escape_attempts_fail_inside_the_guest() {
             "{attempt} should fail inside the guest, got {result:?}"
         );
     }
+    // Refused by the host's policy, not merely unsupported by the guest's libc.
+    let socket = report["socket"].as_str().unwrap();
+    assert!(socket.contains("Permission denied"), "{socket}");
     assert_eq!(
         report["vars"], 0,
         "the guest must see no environment variables"
@@ -308,4 +319,87 @@ async fn config_import_returns_only_the_operators_values() {
         panic!("config call should succeed");
     };
     assert_eq!(out.output.unwrap().get(), "null", "unset keys read as none");
+}
+
+#[tokio::test]
+async fn a_flood_of_follow_up_items_is_invalid_output() {
+    let rt = runtime(2);
+    let plugin = adversary(&rt).await;
+    let outcome = plugin
+        .call(request("enqueue-flood", "20000", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    match &outcome {
+        CallOutcome::InvalidOutput { reason } => {
+            assert!(reason.contains("over the limit of 10000"), "{reason}")
+        }
+        other => panic!("expected invalid-output, got {other:?}"),
+    }
+    // A million tiny items is refused while being copied, before the host
+    // materializes them.
+    let mut req = request("enqueue-flood", "1000000", Duration::from_secs(60));
+    req.limits.memory_bytes = 1 << 30;
+    let outcome = plugin.call(req).await.unwrap();
+    assert!(
+        matches!(&outcome, CallOutcome::InvalidOutput { reason } if reason.contains("in one call")),
+        "got {outcome:?}"
+    );
+    assert_echo_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_call_ends_as_an_interrupt_trap() {
+    let rt = runtime(2);
+    let plugin = adversary(&rt).await;
+    for (task, outbound) in [
+        ("spin", None),
+        (
+            "hang-llm",
+            Some(Arc::new(Hang) as Arc<dyn sluice::imports::Outbound>),
+        ),
+    ] {
+        let (canceller, cancel) = sluice::runtime::cancellation();
+        let mut req = request(task, "{}", Duration::from_secs(60));
+        req.cancel = cancel;
+        if let Some(outbound) = outbound {
+            req.outbound = outbound;
+        }
+        let started = Instant::now();
+        let call = tokio::spawn({
+            let plugin = plugin.clone();
+            async move { plugin.call(req).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        canceller.cancel("claim lost");
+        let outcome = call.await.unwrap().unwrap();
+        match &outcome {
+            CallOutcome::Trap {
+                cause: TrapCause::Interrupt,
+                message,
+            } => assert!(message.contains("claim lost"), "{task}: {message}"),
+            other => panic!("{task}: expected an interrupt trap, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{task}: stopped long before its deadline"
+        );
+    }
+    assert_echo_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn deadlines_still_fire_after_the_runtime_handle_is_dropped() {
+    let rt = runtime(2);
+    let plugin = adversary(&rt).await;
+    drop(rt);
+    let started = Instant::now();
+    let outcome = plugin
+        .call(request("spin", "{}", Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, CallOutcome::Timeout { .. }),
+        "got {outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(300) + MARGIN);
 }

@@ -18,7 +18,12 @@ use serde::Serialize;
 use crate::imports::DenyAll;
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::limits::CallLimits;
-use crate::runtime::{CallOutcome, CallRequest, Registry, Runtime, RuntimeConfig, registry};
+use crate::runtime::{
+    CallOutcome, CallRequest, Registry, Runtime, RuntimeConfig, cancellation, registry,
+};
+
+/// The largest memory limit `exec` accepts: 64 GiB.
+const MAX_MEMORY_MIB: u64 = 64 << 10;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -64,16 +69,25 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     // Check everything the user typed before loading anything.
     let items = work_items(&args)?;
     let config = task_config(&args.config)?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        bail!(
-            "--timeout must be a positive number of seconds, got {}",
-            args.timeout
-        );
-    }
-    if args.memory_mib == 0 {
-        bail!("--memory-mib must be at least 1");
-    }
-    let memory_bytes = args.memory_mib << 20;
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| {
+            format!(
+                "--timeout must be a positive number of seconds, got {}",
+                args.timeout
+            )
+        })?;
+    let memory_bytes = args
+        .memory_mib
+        .checked_mul(1 << 20)
+        .filter(|_| (1..=MAX_MEMORY_MIB).contains(&args.memory_mib))
+        .with_context(|| {
+            format!(
+                "--memory-mib must be between 1 and {MAX_MEMORY_MIB}, got {}",
+                args.memory_mib
+            )
+        })?;
     let runtime = Runtime::new(RuntimeConfig {
         slots: 1,
         max_memory_bytes: memory_bytes.max(RuntimeConfig::default().max_memory_bytes),
@@ -92,17 +106,25 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
             registry.task_types().collect::<Vec<_>>().join(", ")
         );
     };
+    // Ctrl-C stops the call (as an `interrupt` trap) and still prints it.
+    let (canceller, cancel) = cancellation();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            canceller.cancel("Ctrl-C");
+        }
+    });
     let started = Instant::now();
     let outcome = plugin
         .call(CallRequest {
             items,
             limits: CallLimits {
                 memory_bytes,
-                timeout: Duration::from_secs_f64(args.timeout),
+                timeout,
                 ..CallLimits::default()
             },
             task_config: Arc::new(config),
             outbound: Arc::new(DenyAll),
+            cancel,
         })
         .await?;
     let report = Report {

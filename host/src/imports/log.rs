@@ -60,7 +60,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        self.log_lines += 1;
+        self.log_lines = self.log_lines.saturating_add(1);
         if self.log_lines == MAX_LINES_PER_CALL + 1 {
             emit(
                 GuestLevel::Warn,

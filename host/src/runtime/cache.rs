@@ -5,8 +5,9 @@
 //! by the SHA-256 of the `.wasm` bytes and by the engine's compatibility hash
 //! (wasmtime version, compiler settings, target), so a rebuilt plugin or an
 //! upgraded host never loads stale code. Entries are written atomically
-//! (temporary file, then rename) and only ever read by the host that wrote
-//! them; a cache that cannot be read or written only costs a recompile.
+//! (temporary file, then rename) into a directory only its owner may write;
+//! a cache that cannot be read or written only costs a recompile. Entries are
+//! never evicted: a few MiB per plugin build.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -66,12 +67,21 @@ pub(crate) fn compile(
     Ok(component)
 }
 
+/// Writes an entry under a unique temporary name, then renames it into place,
+/// so a reader (another thread or process) never sees half a file. The
+/// directory is created readable by its owner only.
 fn store(path: &Path, component: &Component) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::DirBuilderExt;
+
     let dir = path.parent().expect("cache entries live in a directory");
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let serialized = component.serialize()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, serialized)?;
-    std::fs::rename(&tmp, path)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&serialized)?;
+    tmp.persist(path)?;
     Ok(())
 }

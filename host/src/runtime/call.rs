@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
 use wasmtime::Store;
 
 use super::bindings::HandlerPre;
@@ -27,6 +28,48 @@ pub struct CallRequest {
     /// The operator's values for this task type, answered by `config.get`.
     pub task_config: TaskConfig,
     pub outbound: Arc<dyn Outbound>,
+    /// Stops the call early; it then ends as a `trap` with cause `interrupt`.
+    pub cancel: Cancellation,
+}
+
+/// Creates a linked pair: [`Canceller::cancel`] stops the calls holding the
+/// [`Cancellation`] (a lost claim, a shutdown past its grace period).
+pub fn cancellation() -> (Canceller, Cancellation) {
+    let (tx, rx) = watch::channel(None);
+    (Canceller(tx), Cancellation(rx))
+}
+
+/// The sending side of [`cancellation`].
+pub struct Canceller(watch::Sender<Option<String>>);
+
+impl Canceller {
+    pub fn cancel(&self, reason: impl Into<String>) {
+        self.0.send_replace(Some(reason.into()));
+    }
+}
+
+/// The receiving side of [`cancellation`], handed to calls.
+#[derive(Clone)]
+pub struct Cancellation(watch::Receiver<Option<String>>);
+
+impl Cancellation {
+    /// A cancellation that never fires.
+    pub fn never() -> Self {
+        Self(watch::channel(None).1)
+    }
+
+    /// Resolves with the reason once cancelled; never if the canceller is gone.
+    async fn cancelled(mut self) -> String {
+        let reason = self
+            .0
+            .wait_for(Option::is_some)
+            .await
+            .map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// A call that could not be made; no guest code ran.
@@ -60,6 +103,7 @@ enum Ran {
     InstantiateFailed(wasmtime::Error),
     Trapped(wasmtime::Error),
     TimedOut,
+    Cancelled(String),
 }
 
 impl Plugin {
@@ -88,28 +132,29 @@ impl Plugin {
                 call: Arc::new(CallContext {
                     plugin: self.name.clone(),
                     task_type,
-                    deadline: Instant::now() + limits.timeout,
+                    deadline: deadline_after(limits.timeout),
                 }),
                 outbound: request.outbound,
                 task_config: request.task_config,
                 limits: &limits,
             },
             Export::Process(request.items),
+            request.cancel,
         )
         .await;
         let state = store.data();
         state.stdout.finish();
         state.stderr.finish();
         Ok(match ran {
-            Ran::Returned(Returned::Process(Ok(out))) => {
-                outcome::validate(out, limits.max_output_bytes)
-            }
+            Ran::Returned(Returned::Process(Ok(out))) => outcome::validate(out, &limits),
             Ran::Returned(Returned::Process(Err(err))) => outcome::from_task_error(err),
             Ran::Returned(Returned::Describe(_)) => unreachable!("process returns an outcome"),
             Ran::Trapped(err) => outcome::from_trap(&err, state, limits.timeout),
             Ran::TimedOut => outcome::timed_out(limits.timeout),
+            Ran::Cancelled(reason) => outcome::interrupted(&reason),
             Ran::InstantiateFailed(err) => {
-                if err.downcast_ref::<wasmtime::Trap>().is_some() {
+                // A guest whose initial memory is over its limit fails here.
+                if err.downcast_ref::<wasmtime::Trap>().is_some() || state.limiter.memory_refused {
                     outcome::from_trap(&err, state, limits.timeout)
                 } else {
                     return Err(CallError::Instantiate {
@@ -136,23 +181,23 @@ pub(crate) async fn describe(
         call: Arc::new(CallContext {
             plugin: String::new(),
             task_type: String::new(),
-            deadline: Instant::now() + timeout,
+            deadline: deadline_after(timeout),
         }),
         outbound,
         task_config: TaskConfig::default(),
         limits: &limits,
     };
-    let (ran, store) = run(pre, spec, Export::Describe).await;
+    let (ran, store) = run(pre, spec, Export::Describe, Cancellation::never()).await;
     match ran {
         Ran::Returned(Returned::Describe(info)) => Ok(info),
         Ran::Returned(Returned::Process(_)) => unreachable!("describe returns plugin-info"),
         Ran::TimedOut => Err(format!("did not return within {timeout:?}")),
-        Ran::InstantiateFailed(err) | Ran::Trapped(err) => {
-            Err(match outcome::from_trap(&err, store.data(), timeout) {
-                CallOutcome::Trap { cause, message } => format!("trapped ({cause:?}): {message}"),
-                other => format!("{other:?}"),
-            })
-        }
+        Ran::Cancelled(reason) => Err(format!("was interrupted: {reason}")),
+        Ran::InstantiateFailed(err) => Err(format!("cannot be instantiated: {err:#}")),
+        Ran::Trapped(err) => Err(match outcome::from_trap(&err, store.data(), timeout) {
+            CallOutcome::Trap { cause, message } => format!("trapped ({cause:?}): {message}"),
+            other => format!("{other:?}"),
+        }),
     }
 }
 
@@ -162,6 +207,7 @@ async fn run(
     pre: &HandlerPre<HostState>,
     spec: StoreSpec<'_>,
     export: Export,
+    cancel: Cancellation,
 ) -> (Ran, Store<HostState>) {
     let deadline = spec.call.deadline;
     let mut store = sandbox::new_store(pre.engine(), spec);
@@ -185,9 +231,16 @@ async fn run(
             Err(err) => Ran::Trapped(err),
         }
     };
-    let ran = match tokio::time::timeout_at(deadline.into(), work).await {
-        Ok(ran) => ran,
-        Err(_) => Ran::TimedOut,
+    let ran = tokio::select! {
+        finished = tokio::time::timeout_at(deadline.into(), work) => finished.unwrap_or(Ran::TimedOut),
+        reason = cancel.cancelled() => Ran::Cancelled(reason),
     };
     (ran, store)
+}
+
+/// `timeout` from now, saturating at a year for absurd timeouts.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }

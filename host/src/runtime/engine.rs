@@ -12,7 +12,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
@@ -32,6 +31,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// How often the epoch advances: the granularity of guest-CPU deadlines.
     pub epoch_tick: Duration,
+    /// Use exactly this allocation mode instead of the best one available
+    /// (for benchmarks, and for hosts that must not reserve a pool).
+    pub allocation: Option<Allocation>,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +43,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: super::limits::DEFAULT_MEMORY_BYTES,
             cache_dir: default_cache_dir(),
             epoch_tick: Duration::from_millis(10),
+            allocation: None,
         }
     }
 }
@@ -65,13 +68,6 @@ struct Inner {
     linker: Linker<HostState>,
     config: RuntimeConfig,
     allocation: Allocation,
-    ticker_stop: Arc<AtomicBool>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Concurrent calls the pool holds beyond the slot count: `describe` calls at
@@ -87,15 +83,13 @@ impl Runtime {
         );
         let (engine, allocation) = build_engine(&config)?;
         let linker = super::sandbox::linker(&engine)?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone())?;
+        spawn_epoch_ticker(&engine, config.epoch_tick)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 config,
                 allocation,
-                ticker_stop,
             }),
         })
     }
@@ -119,7 +113,8 @@ impl Runtime {
 }
 
 /// How the engine allocates instances, best first. The engine is built with
-/// the first one this machine supports.
+/// the first one this machine supports, unless [`RuntimeConfig::allocation`]
+/// forces one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
     /// The instance pool, resetting used memory by scanning for dirty pages
@@ -135,14 +130,18 @@ pub enum Allocation {
 
 fn build_engine(config: &RuntimeConfig) -> anyhow::Result<(Engine, Allocation)> {
     let mut failures = Vec::new();
-    for allocation in [
-        Allocation::PooledPagemap,
-        Allocation::Pooled,
-        Allocation::OnDemand,
-    ] {
+    let modes = match config.allocation {
+        Some(forced) => vec![forced],
+        None => vec![
+            Allocation::PooledPagemap,
+            Allocation::Pooled,
+            Allocation::OnDemand,
+        ],
+    };
+    for allocation in modes {
         match Engine::new(&engine_config(config, allocation)) {
             Ok(engine) => {
-                if allocation == Allocation::OnDemand {
+                if allocation == Allocation::OnDemand && !failures.is_empty() {
                     tracing::warn!(
                         reason = %failures.join("; "),
                         "cannot reserve address space for the instance pool; \
@@ -186,7 +185,7 @@ fn pool_config(config: &RuntimeConfig, pagemap: bool) -> PoolingAllocationConfig
     let instances = config.slots.saturating_add(POOL_HEADROOM);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
-        .total_core_instances(instances.saturating_mul(8))
+        .total_core_instances(instances.saturating_mul(16))
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(8))
         .total_stacks(instances)
@@ -209,17 +208,15 @@ fn pool_config(config: &RuntimeConfig, pagemap: bool) -> PoolingAllocationConfig
 }
 
 /// Advances the engine's epoch every `tick` on a plain thread, so guest
-/// deadlines keep firing even if every tokio worker is busy.
-fn spawn_epoch_ticker(
-    engine: &Engine,
-    tick: Duration,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+/// deadlines keep firing even if every tokio worker is busy. The thread ends
+/// when the engine does: as long as any plugin (which holds the engine) can
+/// still run, its deadline clock keeps ticking.
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("sluice-epoch".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 std::thread::sleep(tick);
                 match weak.upgrade() {
                     Some(engine) => engine.increment_epoch(),

@@ -13,6 +13,9 @@ use wasmtime::ResourceLimiter;
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
 /// Default cap on a call's output (the output JSON plus enqueued payloads): 16 MiB.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 << 20;
+/// What the host accounts per enqueued item on top of its strings, so a flood
+/// of tiny items cannot slip under the byte cap.
+pub const ENQUEUE_ITEM_OVERHEAD_BYTES: usize = 64;
 /// Default deadline for one unit's call: 600 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -23,8 +26,10 @@ pub struct CallLimits {
     pub memory_bytes: u64,
     /// Wall-clock deadline for the whole call, host imports included.
     pub timeout: Duration,
-    /// Largest accepted output (output JSON plus enqueued payloads), in bytes.
+    /// Largest accepted output (output JSON plus enqueued items), in bytes.
     pub max_output_bytes: usize,
+    /// Most follow-up items one outcome may enqueue.
+    pub max_enqueue_items: usize,
     /// Elements per table.
     pub table_elements: usize,
     /// Core instances, tables and memories per store.
@@ -37,15 +42,19 @@ impl Default for CallLimits {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             timeout: DEFAULT_TIMEOUT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_enqueue_items: 10_000,
             table_elements: 100_000,
             instances: 32,
         }
     }
 }
 
-/// Enforces [`CallLimits`] inside one store and records refusals.
+/// Enforces [`CallLimits`] inside one store and records refusals. The memory
+/// limit is for the whole store, summed over all its linear memories.
 pub(crate) struct Limiter {
     memory_bytes: usize,
+    /// Bytes granted so far, over all memories.
+    memory_used: usize,
     table_elements: usize,
     instances: usize,
     /// Set when a `memory.grow` was refused for exceeding the limit.
@@ -56,6 +65,7 @@ impl Limiter {
     pub(crate) fn new(limits: &CallLimits) -> Self {
         Self {
             memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            memory_used: 0,
             table_elements: limits.table_elements,
             instances: limits.instances,
             memory_refused: false,
@@ -69,18 +79,40 @@ impl Limiter {
     }
 }
 
+impl CallLimits {
+    /// How many bytes the guest may pass the host in one call (wasmtime's
+    /// "hostcall fuel"): the output cap, and never less than 16 MiB so large
+    /// LLM prompts pass, plus room for the call's other arguments. A return
+    /// value over it is refused while it is being copied, before it costs
+    /// host memory.
+    pub(crate) fn hostcall_fuel(&self) -> usize {
+        self.max_output_bytes.max(16 << 20).saturating_add(1 << 20)
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_bytes;
-        if !allowed {
+        let after = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if after > self.memory_bytes {
             self.memory_refused = true;
+            return Ok(false);
         }
-        Ok(allowed)
+        self.memory_used = after;
+        Ok(true)
+    }
+
+    /// The engine refused a growth this limiter allowed (the pool's slot is
+    /// smaller than the task type's limit): still the guest running out.
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        Ok(())
     }
 
     fn table_growing(

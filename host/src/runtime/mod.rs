@@ -16,7 +16,7 @@ pub mod outcome;
 pub mod registry;
 pub(crate) mod sandbox;
 
-pub use call::{CallError, CallRequest};
+pub use call::{CallError, CallRequest, Cancellation, Canceller, cancellation};
 pub use engine::{Allocation, Runtime, RuntimeConfig};
 pub use outcome::{CallOutcome, Output, TrapCause};
 pub use registry::{LoadReport, Plugin, PluginError, PluginMode, Registry};

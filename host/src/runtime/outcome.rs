@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::bindings::types;
+use super::limits::{CallLimits, ENQUEUE_ITEM_OVERHEAD_BYTES};
 use super::sandbox::HostState;
 use crate::imports::log::truncate;
 
@@ -57,7 +58,7 @@ pub enum TrapCause {
     OutOfMemory,
     /// The guest exhausted its wasm stack (usually unbounded recursion).
     StackOverflow,
-    /// The guest was interrupted before its deadline.
+    /// The host stopped the call before its deadline (a lost claim, a shutdown).
     Interrupt,
     /// The guest hit `unreachable` (a Rust panic or abort).
     Unreachable,
@@ -102,6 +103,15 @@ pub(crate) fn from_trap(
     if trap == Some(wasmtime::Trap::Interrupt) && state.deadline_reached {
         return timed_out(timeout);
     }
+    // wasmtime's error type for this is private; its message is the stable part.
+    if trap.is_none()
+        && format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted")
+    {
+        return invalid(format!(
+            "the guest passed the host more than {} bytes in one call (the output cap is {} bytes)",
+            state.hostcall_fuel, state.max_output_bytes
+        ));
+    }
     let cause = match trap {
         Some(wasmtime::Trap::StackOverflow) => TrapCause::StackOverflow,
         Some(wasmtime::Trap::Interrupt) => TrapCause::Interrupt,
@@ -135,20 +145,40 @@ pub(crate) fn from_trap(
     }
 }
 
+pub(crate) fn interrupted(reason: &str) -> CallOutcome {
+    CallOutcome::Trap {
+        cause: TrapCause::Interrupt,
+        message: format!("interrupted by the host: {reason}"),
+    }
+}
+
 pub(crate) fn timed_out(timeout: Duration) -> CallOutcome {
     CallOutcome::Timeout {
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
-/// Checks a returned outcome: JSON where JSON is required, non-empty keys, and
-/// the total size within `max_bytes`.
-pub(crate) fn validate(outcome: types::Outcome, max_bytes: usize) -> CallOutcome {
+/// Checks a returned outcome: JSON where JSON is required, non-empty keys, at
+/// most `max_enqueue_items` follow-ups, and the total size within the cap.
+pub(crate) fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutcome {
+    let max_bytes = limits.max_output_bytes;
+    if outcome.enqueue.len() > limits.max_enqueue_items {
+        return invalid(format!(
+            "the outcome enqueues {} items, over the limit of {}",
+            outcome.enqueue.len(),
+            limits.max_enqueue_items
+        ));
+    }
     let size = outcome.output.as_ref().map_or(0, String::len)
         + outcome
             .enqueue
             .iter()
-            .map(|i| i.payload.len() + i.task_type.len() + i.work_unit_key.len())
+            .map(|i| {
+                i.payload.len()
+                    + i.task_type.len()
+                    + i.work_unit_key.len()
+                    + ENQUEUE_ITEM_OVERHEAD_BYTES
+            })
             .sum::<usize>();
     if size > max_bytes {
         return invalid(format!(
@@ -205,6 +235,13 @@ mod tests {
         }
     }
 
+    fn cap(bytes: usize) -> CallLimits {
+        CallLimits {
+            max_output_bytes: bytes,
+            ..CallLimits::default()
+        }
+    }
+
     fn reason(result: CallOutcome) -> String {
         match result {
             CallOutcome::InvalidOutput { reason } => reason,
@@ -219,31 +256,34 @@ mod tests {
                 Some(r#"{"a": [1, 2]}"#),
                 vec![("summary", "k1", r#"{"x":1}"#)],
             ),
-            1024,
+            &cap(1024),
         ) else {
             panic!("should be valid");
         };
         assert_eq!(out.output.unwrap().get(), r#"{"a": [1, 2]}"#);
         assert_eq!(out.enqueue[0].payload.get(), r#"{"x":1}"#);
         assert!(matches!(
-            validate(outcome(None, vec![]), 0),
+            validate(outcome(None, vec![]), &cap(0)),
             CallOutcome::Ok(_)
         ));
     }
 
     #[test]
     fn enqueued_items_need_json_payloads_and_keys() {
-        let r = reason(validate(outcome(None, vec![("t", "k", "{oops")]), 1024));
+        let r = reason(validate(
+            outcome(None, vec![("t", "k", "{oops")]),
+            &cap(1024),
+        ));
         assert!(r.contains("enqueue[0].payload"), "{r}");
         let r = reason(validate(
             outcome(None, vec![("t", "k", "1"), ("t", " ", "1")]),
-            1024,
+            &cap(1024),
         ));
         assert!(
             r.contains("enqueue[1]") && r.contains("work-unit-key"),
             "{r}"
         );
-        let r = reason(validate(outcome(None, vec![("", "k", "1")]), 1024));
+        let r = reason(validate(outcome(None, vec![("", "k", "1")]), &cap(1024)));
         assert!(r.contains("task-type"), "{r}");
     }
 
@@ -251,10 +291,13 @@ mod tests {
     fn the_size_cap_counts_output_and_enqueued_payloads() {
         let big = format!("\"{}\"", "x".repeat(600));
         assert!(matches!(
-            validate(outcome(Some(&big), vec![]), 1024),
+            validate(outcome(Some(&big), vec![]), &cap(1024)),
             CallOutcome::Ok(_)
         ));
-        let r = reason(validate(outcome(Some(&big), vec![("t", "k", &big)]), 1024));
+        let r = reason(validate(
+            outcome(Some(&big), vec![("t", "k", &big)]),
+            &cap(1024),
+        ));
         assert!(r.contains("over the cap of 1024 bytes"), "{r}");
     }
 

@@ -27,6 +27,10 @@ pub(crate) struct HostState {
     pub(crate) task_config: TaskConfig,
     pub(crate) stdout: GuestOutput,
     pub(crate) stderr: GuestOutput,
+    /// Bytes the guest may pass the host per call, and the output cap, for
+    /// reporting a refused copy.
+    pub(crate) hostcall_fuel: usize,
+    pub(crate) max_output_bytes: usize,
     /// Set by the epoch callback when it interrupted the guest at its deadline.
     pub(crate) deadline_reached: bool,
     pub(crate) log_lines: u32,
@@ -72,6 +76,7 @@ pub(crate) fn new_store(engine: &Engine, spec: StoreSpec<'_>) -> Store<HostState
         .allow_ip_name_lookup(false)
         .build();
     let deadline = spec.call.deadline;
+    let fuel = spec.limits.hostcall_fuel();
     let mut store = Store::new(
         engine,
         HostState {
@@ -83,11 +88,14 @@ pub(crate) fn new_store(engine: &Engine, spec: StoreSpec<'_>) -> Store<HostState
             task_config: spec.task_config,
             stdout,
             stderr,
+            hostcall_fuel: fuel,
+            max_output_bytes: spec.limits.max_output_bytes,
             deadline_reached: false,
             log_lines: 0,
         },
     );
     store.limiter(|state| &mut state.limiter);
+    store.set_hostcall_fuel(fuel);
     // Check the deadline on every epoch tick, yielding to tokio in between so a
     // spinning guest never starves the executor or the call's own timeout.
     store.set_epoch_deadline(1);

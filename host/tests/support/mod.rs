@@ -11,7 +11,7 @@ use sluice::runtime::bindings::types::WorkItem;
 use sluice::runtime::bindings::{http, llm};
 use sluice::runtime::limits::CallLimits;
 use sluice::runtime::registry::{self, Plugin};
-use sluice::runtime::{CallOutcome, CallRequest, Runtime, RuntimeConfig};
+use sluice::runtime::{CallOutcome, CallRequest, Cancellation, Runtime, RuntimeConfig};
 
 /// The workspace's `target/` folder (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
@@ -85,6 +85,7 @@ pub fn request(task_type: &str, payload: &str, timeout: Duration) -> CallRequest
         },
         task_config: TaskConfig::default(),
         outbound: Arc::new(DenyAll),
+        cancel: Cancellation::never(),
     }
 }
 

@@ -30,6 +30,7 @@ const TASK_TYPES: &[&str] = &[
     "not-json",
     "config",
     "chatty",
+    "enqueue-flood",
 ];
 
 impl Guest for Adversary {
@@ -61,6 +62,7 @@ impl Guest for Adversary {
             "not-json" => Ok(output("this is not JSON".into())),
             "config" => config_value(&item.payload),
             "chatty" => chatty(&item),
+            "enqueue-flood" => Ok(enqueue_flood(&item)),
             other => Err(TaskError::Permanent(format!("unknown task type {other}"))),
         }
     }
@@ -100,6 +102,21 @@ fn chatty(item: &WorkItem) -> Result<Outcome, TaskError> {
     println!("stdout line for item {}", item.id);
     eprint!("stderr line without a newline");
     Ok(output("null".into()))
+}
+
+/// As many tiny follow-up items as the payload (a number) says.
+fn enqueue_flood(item: &WorkItem) -> Outcome {
+    let count: usize = item.payload.trim().parse().unwrap_or(1_000_000);
+    Outcome {
+        output: None,
+        enqueue: (0..count)
+            .map(|_| NewItem {
+                task_type: "t".into(),
+                work_unit_key: "k".into(),
+                payload: "1".into(),
+            })
+            .collect(),
+    }
 }
 
 fn spin() -> Result<Outcome, TaskError> {

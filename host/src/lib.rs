@@ -12,3 +12,4 @@
 pub mod cli;
 pub mod imports;
 pub mod runtime;
+pub mod store;

@@ -4,9 +4,14 @@
 //! 1 means the command ran and found a problem (a bad plugin, a call that did
 //! not succeed), 2 means the command could not run (bad arguments, bad input).
 
+mod database;
+mod dead;
+mod enqueue;
 mod exec;
 mod logging;
+mod migrate;
 mod plugins;
+mod status;
 
 use std::process::ExitCode;
 
@@ -32,6 +37,14 @@ enum Command {
     Plugins(plugins::PluginsCommand),
     /// Run one plugin call without a database and print its outcome as JSON.
     Exec(exec::ExecArgs),
+    /// Apply pending database migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Enqueue one item from flags, or many from JSON lines on stdin.
+    Enqueue(enqueue::EnqueueArgs),
+    /// Queue depth and oldest age per task type and state.
+    Status(status::StatusArgs),
+    /// Inspect, retry and purge dead letters.
+    Dead(dead::DeadArgs),
 }
 
 /// Parses the command line, runs the verb and returns the process exit code.
@@ -41,6 +54,10 @@ pub async fn run() -> ExitCode {
     let result = match cli.command {
         Command::Plugins(command) => plugins::run(command).await,
         Command::Exec(args) => exec::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::Enqueue(args) => enqueue::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Dead(args) => dead::run(args).await,
     };
     match result {
         Ok(code) => code,

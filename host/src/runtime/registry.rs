@@ -63,15 +63,15 @@ pub enum PluginError {
         .0.display()
     )]
     MissingDir(PathBuf),
-    #[error("cannot read plugins folder {}: {source}", path.display())]
+    #[error("cannot read plugins folder {}: {cause}", path.display())]
     ReadDir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}: not a WebAssembly file (it does not start with the `\\0asm` magic bytes)", .0.display())]
     NotWasm(PathBuf),
@@ -198,9 +198,9 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     if !dir.is_dir() {
         return Err(PluginError::MissingDir(dir.to_path_buf()));
     }
-    let read_dir_error = |source| PluginError::ReadDir {
+    let read_dir_error = |cause| PluginError::ReadDir {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
@@ -215,9 +215,9 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
 
 /// Loads and validates one plugin file.
 pub async fn load_file(runtime: &Runtime, path: &Path) -> Result<Plugin, PluginError> {
-    let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| PluginError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     check_header(path, &bytes)?;
     let digest = cache::digest(&bytes);

@@ -2,6 +2,8 @@
 //! a runtime per test, work items and call requests, and outbound stand-ins.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod stores;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

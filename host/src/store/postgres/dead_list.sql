@@ -1,0 +1,9 @@
+SELECT id, task_type, work_unit_key, payload::text, attempts, last_error, errors::text,
+       created_at_ms, finished_at_ms
+  FROM sluice_items
+ WHERE state = 'dead'
+   AND ($1::bigint IS NULL OR id = $1)
+   AND ($2::text IS NULL OR task_type = $2)
+   AND ($3::text IS NULL OR work_unit_key = $3)
+ ORDER BY id
+ LIMIT $4

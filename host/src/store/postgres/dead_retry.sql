@@ -1,0 +1,6 @@
+UPDATE sluice_items
+   SET state = 'pending', attempts = 0, claim_seq = NULL, finished_at_ms = NULL
+ WHERE state = 'dead'
+   AND ($1::bigint IS NULL OR id = $1)
+   AND ($2::text IS NULL OR task_type = $2)
+   AND ($3::text IS NULL OR work_unit_key = $3)

@@ -1,0 +1,4 @@
+-- The items in flight under claim $3 of unit ($1, $2), in id order.
+SELECT id, attempts FROM sluice_items
+ WHERE task_type = $1 AND work_unit_key = $2 AND state = 'pending' AND claim_seq = $3
+ ORDER BY id

@@ -1,0 +1,1 @@
+SELECT sluice_now_ms()

@@ -1,0 +1,6 @@
+-- Locks unit ($1, $2) if claim $3 of worker $4 still holds it with its lease
+-- run out; skips it if another reaper or a heartbeat has it locked.
+SELECT 1 FROM sluice_units
+ WHERE task_type = $1 AND work_unit_key = $2 AND claim_seq = $3 AND claimed_by = $4
+   AND lease_expires_ms < sluice_now_ms()
+   FOR UPDATE SKIP LOCKED

@@ -1,0 +1,23 @@
+-- Claims up to ?4 ready units of the task types in ?3 (a JSON array of
+-- {task_type, min_tokens, max_wait_ms}) for worker ?1 with a lease of ?2 ms.
+-- One statement, so SQLite's write lock makes it atomic.
+UPDATE sluice_units
+   SET claimed_by = ?1,
+       claim_seq = claim_seq + 1,
+       lease_expires_ms = CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?2
+ WHERE (task_type, work_unit_key) IN (
+       SELECT u.task_type, u.work_unit_key
+         FROM sluice_units u
+         JOIN (SELECT json_extract(value, '$.task_type')   AS task_type,
+                      json_extract(value, '$.min_tokens')  AS min_tokens,
+                      json_extract(value, '$.max_wait_ms') AS max_wait_ms
+                 FROM json_each(?3)) g ON g.task_type = u.task_type
+        WHERE u.claimed_by IS NULL
+          AND u.pending_count > 0
+          AND u.available_at_ms <= CAST(unixepoch('subsec') * 1000 AS INTEGER)
+          AND ((g.min_tokens IS NULL AND g.max_wait_ms IS NULL)
+               OR u.pending_tokens >= g.min_tokens
+               OR u.oldest_pending_ms <= CAST(unixepoch('subsec') * 1000 AS INTEGER) - g.max_wait_ms)
+        ORDER BY u.available_at_ms
+        LIMIT ?4)
+RETURNING task_type, work_unit_key, claim_seq

@@ -1,0 +1,510 @@
+//! The SQLite store: the embedded default, one file beside the host.
+//!
+//! WAL mode lets readers run beside the one writer; every read-then-write
+//! transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front so
+//! two writers never deadlock upgrading their locks. Claiming is a single
+//! `UPDATE … RETURNING`, atomic under that lock. One process owns the file:
+//! several hosts sharing one queue is what the Postgres store is for.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::{
+    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, Item,
+    NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
+    StoreOptions, WorkSignal, WorkerInfo, validate,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
+
+/// Claims reaped per round; the reaper loops until none are left.
+const REAP_BATCH: i64 = 100;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    options: StoreOptions,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|cause| StoreError::Connect {
+                url: url.to_string(),
+                cause,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .connect_with(connect)
+            .await
+            .map_err(|cause| StoreError::Connect {
+                url: url.to_string(),
+                cause,
+            })?;
+        Ok(Self { pool, options })
+    }
+
+    async fn immediate(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn filter_binds(filter: Option<&DeadFilter>) -> (Option<i64>, Option<String>, Option<String>) {
+    match filter {
+        None => (None, None, None),
+        Some(DeadFilter::Id(id)) => (Some(*id), None, None),
+        Some(DeadFilter::TaskType(t)) => (None, Some(t.clone()), None),
+        Some(DeadFilter::Key {
+            task_type,
+            work_unit_key,
+        }) => (None, Some(task_type.clone()), Some(work_unit_key.clone())),
+    }
+}
+
+async fn fenced(tx: &mut Transaction<'static, Sqlite>, claim: &Claim) -> Result<()> {
+    let held = sqlx::query(include_str!("fence.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.claim_seq)
+        .bind(&claim.worker)
+        .fetch_optional(&mut **tx)
+        .await?;
+    held.map(|_| ())
+        .ok_or_else(|| StoreError::claim_lost(claim))
+}
+
+async fn insert_items(
+    tx: &mut Transaction<'static, Sqlite>,
+    items: &[NewItem],
+) -> Result<Vec<Enqueued>> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let inserted = sqlx::query(include_str!("enqueue.sql"))
+            .bind(&item.task_type)
+            .bind(&item.work_unit_key)
+            .bind(&item.payload)
+            .bind(i64::from(item.tokens))
+            .bind(&item.dedupe_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        out.push(match inserted {
+            Some(row) => Enqueued {
+                id: row.get(0),
+                duplicate: false,
+            },
+            None => {
+                let row = sqlx::query(include_str!("find_duplicate.sql"))
+                    .bind(&item.task_type)
+                    .bind(&item.dedupe_key)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Enqueued {
+                    id: row.get(0),
+                    duplicate: true,
+                }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Records a failure on the items in flight under `claim`, dead-letters the
+/// head item when it is out of attempts (or the failure is permanent), and
+/// releases the claim. The caller has checked the fence inside `tx`.
+async fn record_failure(
+    tx: &mut Transaction<'static, Sqlite>,
+    claim: &Claim,
+    failure: &Failure,
+    policy: &RetryPolicy,
+) -> Result<FailResult> {
+    let (message, permanent) = match failure {
+        Failure::Retryable(m) => (m, false),
+        Failure::Permanent(m) => (m, true),
+    };
+    let in_flight = sqlx::query(include_str!("in_flight.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.claim_seq)
+        .fetch_all(&mut **tx)
+        .await?;
+    sqlx::query(include_str!("record_failure.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.claim_seq)
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    let head = in_flight
+        .first()
+        .map(|row| (row.get::<i64, _>(0), row.get::<i64, _>(1) as u32 + 1));
+    let (result, delay_ms) = match head {
+        Some((id, attempts)) if permanent || attempts >= policy.max_attempts => {
+            sqlx::query(include_str!("dead_letter.sql"))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            (Some(FailResult::DeadLettered(id)), 0)
+        }
+        Some((id, attempts)) => (None, policy.backoff_ms(id, attempts)),
+        None => (None, 0),
+    };
+    let available_at: i64 = sqlx::query(include_str!("release.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.claim_seq)
+        .bind(&claim.worker)
+        .bind(delay_ms)
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    Ok(result.unwrap_or(FailResult::RetryAt(available_at)))
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn pending_migrations(&self) -> Result<usize> {
+        let table: Option<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let applied: i64 = match table {
+            Some(_) => {
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            None => 0,
+        };
+        Ok(MIGRATOR.iter().count().saturating_sub(applied as usize))
+    }
+
+    async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
+        validate::items(items, self.options.max_payload_bytes)?;
+        let mut tx = self.immediate().await?;
+        let out = insert_items(&mut tx, items).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        max_units: u32,
+        lease: Duration,
+    ) -> Result<Vec<Claim>> {
+        if task_types.is_empty() || max_units == 0 {
+            return Ok(Vec::new());
+        }
+        let gates: Vec<serde_json::Value> = task_types
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "task_type": c.task_type,
+                    "min_tokens": c.gate.min_tokens,
+                    "max_wait_ms": c.gate.max_wait.map(ms),
+                })
+            })
+            .collect();
+        let rows = sqlx::query(include_str!("claim.sql"))
+            .bind(worker)
+            .bind(ms(lease))
+            .bind(serde_json::Value::Array(gates).to_string())
+            .bind(i64::from(max_units))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Claim {
+                task_type: row.get(0),
+                work_unit_key: row.get(1),
+                claim_seq: row.get(2),
+                worker: worker.to_string(),
+            })
+            .collect())
+    }
+
+    async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>> {
+        let rows = sqlx::query(include_str!("fetch_batch.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(i64::from(limits.max_items.max(1)))
+            .bind(claim.claim_seq)
+            .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
+            .bind(&claim.worker)
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            // Nothing pending, or the claim is gone: tell the two apart.
+            let mut tx = self.pool.begin().await?;
+            fenced(&mut tx, claim).await?;
+            return Ok(Vec::new());
+        }
+        let mut items: Vec<Item> = rows
+            .into_iter()
+            .map(|row| Item {
+                id: row.get(0),
+                task_type: claim.task_type.clone(),
+                work_unit_key: claim.work_unit_key.clone(),
+                payload: row.get(1),
+                tokens: row.get::<i64, _>(2) as u32,
+                attempts: row.get::<i64, _>(3) as u32,
+                created_at_ms: row.get(4),
+            })
+            .collect();
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
+        let mut tx = self.immediate().await?;
+        let rows = sqlx::query(include_str!("heartbeat.sql"))
+            .bind(worker)
+            .bind(ms(lease))
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(include_str!("worker_seen.sql"))
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Claim {
+                task_type: row.get(0),
+                work_unit_key: row.get(1),
+                claim_seq: row.get(2),
+                worker: worker.to_string(),
+            })
+            .collect())
+    }
+
+    async fn complete(
+        &self,
+        claim: &Claim,
+        item_ids: &[i64],
+        output: Option<&str>,
+        follow_up: &[NewItem],
+    ) -> Result<()> {
+        validate::items(follow_up, self.options.max_payload_bytes)?;
+        let ids = serde_json::to_string(item_ids).expect("ids serialize");
+        let mut tx = self.immediate().await?;
+        fenced(&mut tx, claim).await?;
+        let done = sqlx::query(include_str!("complete_items.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(claim.claim_seq)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != item_ids.len() as u64 {
+            return Err(StoreError::NotInFlight(item_ids.to_vec()));
+        }
+        sqlx::query(include_str!("insert_output.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(&ids)
+            .bind(output)
+            .execute(&mut *tx)
+            .await?;
+        insert_items(&mut tx, follow_up).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        claim: &Claim,
+        failure: &Failure,
+        policy: &RetryPolicy,
+    ) -> Result<FailResult> {
+        let mut tx = self.immediate().await?;
+        fenced(&mut tx, claim).await?;
+        let result = record_failure(&mut tx, claim, failure, policy).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<()> {
+        let released = sqlx::query(include_str!("release.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(claim.claim_seq)
+            .bind(&claim.worker)
+            .bind(0_i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        released
+            .map(|_| ())
+            .ok_or_else(|| StoreError::claim_lost(claim))
+    }
+
+    async fn reap(&self, policies: &RetryPolicies) -> Result<u64> {
+        let mut reaped = 0;
+        loop {
+            let expired = sqlx::query(include_str!("expired.sql"))
+                .bind(REAP_BATCH)
+                .fetch_all(&self.pool)
+                .await?;
+            if expired.is_empty() {
+                return Ok(reaped);
+            }
+            for row in expired {
+                let claim = Claim {
+                    task_type: row.get(0),
+                    work_unit_key: row.get(1),
+                    claim_seq: row.get(2),
+                    worker: row.get(3),
+                };
+                // Each reap is its own short transaction; a heartbeat or
+                // another reaper that got there first wins.
+                let mut tx = self.immediate().await?;
+                let still_expired = sqlx::query(include_str!("still_expired.sql"))
+                    .bind(&claim.task_type)
+                    .bind(&claim.work_unit_key)
+                    .bind(claim.claim_seq)
+                    .bind(&claim.worker)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if still_expired.is_none() {
+                    continue;
+                }
+                let failure = Failure::Retryable(format!(
+                    "claim expired: worker {} stopped renewing its lease",
+                    claim.worker
+                ));
+                record_failure(&mut tx, &claim, &failure, policies.get(&claim.task_type)).await?;
+                tx.commit().await?;
+                reaped += 1;
+            }
+        }
+    }
+
+    async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        sqlx::query(include_str!("register_worker.sql"))
+            .bind(&worker.id)
+            .bind(&worker.host_name)
+            .bind(i64::from(worker.pid))
+            .bind(&worker.version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn dead_list(&self, filter: Option<&DeadFilter>, limit: u32) -> Result<Vec<DeadItem>> {
+        let (id, task_type, key) = filter_binds(filter);
+        let rows = sqlx::query(include_str!("dead_list.sql"))
+            .bind(id)
+            .bind(task_type)
+            .bind(key)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DeadItem {
+                    id: row.get(0),
+                    task_type: row.get(1),
+                    work_unit_key: row.get(2),
+                    payload: serde_json::from_str(row.get::<&str, _>(3)).unwrap_or_default(),
+                    attempts: row.get::<i64, _>(4) as u32,
+                    last_error: row.get(5),
+                    errors: serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default(),
+                    created_at_ms: row.get(7),
+                    finished_at_ms: row.get(8),
+                })
+            })
+            .collect()
+    }
+
+    async fn dead_retry(&self, filter: &DeadFilter) -> Result<u64> {
+        let (id, task_type, key) = filter_binds(Some(filter));
+        let mut tx = self.immediate().await?;
+        let n = sqlx::query(include_str!("dead_retry.sql"))
+            .bind(id)
+            .bind(task_type)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn dead_purge(&self, filter: &DeadFilter) -> Result<u64> {
+        let (id, task_type, key) = filter_binds(Some(filter));
+        Ok(sqlx::query(include_str!("dead_purge.sql"))
+            .bind(id)
+            .bind(task_type)
+            .bind(key)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn status(&self) -> Result<Status> {
+        let now_ms: i64 = sqlx::query_scalar(include_str!("now.sql"))
+            .fetch_one(&self.pool)
+            .await?;
+        let depths = sqlx::query(include_str!("status.sql"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| QueueDepth {
+                task_type: row.get(0),
+                state: row.get(1),
+                count: row.get(2),
+                oldest_created_at_ms: row.get(3),
+            })
+            .collect();
+        let claimed_units = sqlx::query_scalar(include_str!("claimed_units.sql"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Status {
+            now_ms,
+            depths,
+            claimed_units,
+        })
+    }
+
+    /// SQLite has no cross-process notification: hosts poll.
+    async fn work_signal(&self) -> Result<Option<Box<dyn WorkSignal>>> {
+        Ok(None)
+    }
+
+    async fn outputs(
+        &self,
+        task_type: &str,
+        work_unit_key: &str,
+    ) -> Result<Vec<(Vec<i64>, Option<String>)>> {
+        let rows = sqlx::query(include_str!("outputs.sql"))
+            .bind(task_type)
+            .bind(work_unit_key)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let ids: Vec<i64> = serde_json::from_str(row.get::<&str, _>(0)).unwrap_or_default();
+                (ids, row.get(1))
+            })
+            .collect())
+    }
+}

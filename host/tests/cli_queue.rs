@@ -1,0 +1,265 @@
+//! The queue commands, run as a producer or operator would: the real binary
+//! against a real SQLite file (and Postgres where it matters).
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use sluice::store::{BatchLimits, Claimable, Failure, Gate, RetryPolicy};
+
+fn sluice(db: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_DATABASE_URL", db)
+        .env("SLUICE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sluice");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("queue.db").display())
+}
+
+#[test]
+fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let out = sluice(&db, &["migrate"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("applied 1 migration"));
+    assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
+
+    let out = sluice(
+        &db,
+        &[
+            "enqueue",
+            "--task",
+            "echo",
+            "--key",
+            "conv-1",
+            "--payload",
+            r#"{"text":"hi"}"#,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(first["duplicate"], false);
+
+    let lines = concat!(
+        r#"{"task_type":"echo","work_unit_key":"conv-2","payload":{"text":"a"},"tokens":12}"#,
+        "\n",
+        "\n",
+        r#"{"task_type":"summary","work_unit_key":"conv-2","payload":"b","dedupe_key":"s-1"}"#,
+        "\n",
+        r#"{"task_type":"summary","work_unit_key":"conv-3","payload":"c","dedupe_key":"s-1"}"#,
+        "\n",
+    );
+    let out = sluice(&db, &["enqueue"], Some(lines));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[2]["duplicate"], true, "same dedupe key as line 3");
+    assert_eq!(results[2]["id"], results[1]["id"]);
+
+    let out = sluice(&db, &["status", "--json"], None);
+    let status: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let depth = |t: &str| {
+        status["depths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["task_type"] == t && d["state"] == "pending")
+            .map(|d| d["count"].as_i64().unwrap())
+    };
+    assert_eq!(depth("echo"), Some(2));
+    assert_eq!(depth("summary"), Some(1));
+    let table = text(&sluice(&db, &["status"], None).stdout);
+    assert!(
+        table.contains("echo") && table.contains("pending"),
+        "{table}"
+    );
+}
+
+#[test]
+fn one_bad_json_line_enqueues_nothing_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let cases = [
+        (
+            concat!(
+                r#"{"task_type":"echo","work_unit_key":"k","payload":1}"#,
+                "\n",
+                "{oops\n"
+            ),
+            "line 2",
+        ),
+        (
+            concat!(
+                r#"{"task_type":"echo","work_unit_key":"k","payload":1}"#,
+                "\n",
+                r#"{"task_type":"echo","work_unit_key":" ","payload":1}"#,
+                "\n"
+            ),
+            "line 2: work_unit_key is empty",
+        ),
+        (
+            r#"{"task_type":"echo","work_unit_key":"k","payload":1,"extra":true}"#,
+            "unknown field `extra`",
+        ),
+    ];
+    for (input, expected) in cases {
+        let out = sluice(&db, &["enqueue"], Some(input));
+        assert_eq!(out.status.code(), Some(2));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(expected) && err.contains("nothing was enqueued"),
+            "{err}"
+        );
+    }
+    let out = sluice(&db, &["status", "--json"], None);
+    let status: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert!(
+        status["depths"].as_array().unwrap().is_empty(),
+        "nothing was written: {status}"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_shown_retried_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let store = sluice::store::open(&db, Default::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut ids = Vec::new();
+    for key in ["a", "b"] {
+        let out = sluice(
+            &db,
+            &[
+                "enqueue",
+                "--task",
+                "echo",
+                "--key",
+                key,
+                "--payload",
+                r#"{"n":1}"#,
+            ],
+            None,
+        );
+        let e: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        ids.push(e["id"].as_i64().unwrap());
+        let gate = [Claimable {
+            task_type: "echo".into(),
+            gate: Gate::default(),
+        }];
+        let claim = store
+            .claim("w", &gate, 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .fetch_batch(
+                &claim,
+                BatchLimits {
+                    max_items: 1,
+                    max_tokens: 1,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .fail(
+                &claim,
+                &Failure::Permanent("malformed".into()),
+                &RetryPolicy::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let listed = text(&sluice(&db, &["dead", "list", "--task", "echo"], None).stdout);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let shown = text(&sluice(&db, &["dead", "show", &ids[0].to_string()], None).stdout);
+    let item: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(item["last_error"], "malformed");
+    assert_eq!(item["payload"]["n"], 1);
+
+    let out = sluice(&db, &["dead", "retry"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "retry without a filter is refused"
+    );
+    assert!(text(&out.stderr).contains("--id ID, or --task TYPE"));
+
+    let out = sluice(
+        &db,
+        &["dead", "retry", "--task", "echo", "--key", "a"],
+        None,
+    );
+    assert!(
+        text(&out.stdout).contains("retried 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(&db, &["dead", "purge", "--id", &ids[1].to_string()], None);
+    assert!(text(&out.stdout).contains("purged 1"));
+    assert!(
+        text(&sluice(&db, &["dead", "list"], None).stdout)
+            .trim()
+            .is_empty()
+    );
+    let status = store.status().await.unwrap();
+    assert!(
+        status
+            .depths
+            .iter()
+            .any(|d| d.state == "pending" && d.count == 1)
+    );
+}
+
+#[test]
+fn a_pending_migration_can_be_refused_instead_of_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let out = sluice(&db, &["status", "--require-migrated"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("run `sluice migrate`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unreachable_database_fails_with_the_url_and_no_password() {
+    let out = sluice(
+        "postgres://app:hunter2@127.0.0.1:1/queue",
+        &["status"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/queue"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

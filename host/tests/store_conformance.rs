@@ -1,0 +1,759 @@
+//! The store conformance suite: every case runs against SQLite and against the
+//! real PostgreSQL, each on a database (or schema) of its own.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice::store::{
+    BatchLimits, Claim, Claimable, DeadFilter, FailResult, Failure, Gate, NewItem, RetryPolicies,
+    RetryPolicy, Store, StoreError, StoreOptions,
+};
+use support::stores::TestStore;
+
+const LEASE: Duration = Duration::from_secs(60);
+const ALL: BatchLimits = BatchLimits {
+    max_items: 1000,
+    max_tokens: u64::MAX,
+};
+
+fn item(task_type: &str, key: &str, payload: &str) -> NewItem {
+    NewItem {
+        task_type: task_type.into(),
+        work_unit_key: key.into(),
+        payload: payload.into(),
+        tokens: 0,
+        dedupe_key: None,
+    }
+}
+
+fn claimable(task_type: &str) -> Vec<Claimable> {
+    vec![Claimable {
+        task_type: task_type.into(),
+        gate: Gate::default(),
+    }]
+}
+
+fn fast_policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        backoff_base: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(50),
+    }
+}
+
+/// Claims one unit of `task_type`, polling through backoff (up to 10 s).
+async fn claim_one(store: &dyn Store, worker: &str, task_type: &str) -> Claim {
+    for _ in 0..1000 {
+        let mut claims = store
+            .claim(worker, &claimable(task_type), 1, LEASE)
+            .await
+            .unwrap();
+        if let Some(claim) = claims.pop() {
+            return claim;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no unit of {task_type} became claimable within 10 s");
+}
+
+fn count(status: &sluice::store::Status, task_type: &str, state: &str) -> i64 {
+    status
+        .depths
+        .iter()
+        .find(|d| d.task_type == task_type && d.state == state)
+        .map_or(0, |d| d.count)
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn enqueue_returns_ids_in_order_and_items_are_pending(t: TestStore) {
+        let store = &*t.store;
+        let ids = store
+            .enqueue(&[
+                item("echo", "a", "{}"),
+                item("echo", "a", "[1]"),
+                item("echo", "b", "2"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(ids.iter().all(|e| !e.duplicate));
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "pending"), 3);
+        assert_eq!(status.claimed_units, 0);
+    }
+
+    pub async fn a_dedupe_hit_returns_the_original_id(t: TestStore) {
+        let store = &*t.store;
+        let mut first = item("echo", "a", r#"{"n":1}"#);
+        first.dedupe_key = Some("msg-1".into());
+        let mut second = item("echo", "b", r#"{"n":2}"#);
+        second.dedupe_key = Some("msg-1".into());
+        let a = store.enqueue(std::slice::from_ref(&first)).await.unwrap()[0];
+        let b = store.enqueue(std::slice::from_ref(&second)).await.unwrap()[0];
+        assert_eq!(b.id, a.id);
+        assert!(b.duplicate && !a.duplicate);
+        assert_eq!(count(&store.status().await.unwrap(), "echo", "pending"), 1);
+        // Once the first is done, the key is free again.
+        let claim = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        store
+            .complete(&claim, &[batch[0].id], None, &[])
+            .await
+            .unwrap();
+        let c = store.enqueue(&[second]).await.unwrap()[0];
+        assert!(!c.duplicate && c.id != a.id);
+    }
+
+    pub async fn bad_input_is_refused_and_writes_nothing(t: TestStore) {
+        let store = &*t.store;
+        let too_big = format!("\"{}\"", "x".repeat(2 << 20));
+        let cases: Vec<(NewItem, &str)> = vec![
+            (item("echo", "k", "{not json"), "not valid JSON"),
+            (item("", "k", "{}"), "task_type is empty"),
+            (item("echo", "  ", "{}"), "work_unit_key is empty"),
+            (
+                item("echo", "k", &too_big),
+                "over the limit of 1048576 bytes",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let err = store
+                .enqueue(&[item("echo", "k", "{}"), bad])
+                .await
+                .expect_err("a bad item fails the whole enqueue");
+            let message = err.to_string();
+            assert!(
+                matches!(err, StoreError::InvalidItem { index: 1, .. }),
+                "{message}"
+            );
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("nothing was enqueued"), "{message}");
+        }
+        assert!(
+            store.status().await.unwrap().depths.is_empty(),
+            "nothing was written"
+        );
+    }
+
+    pub async fn concurrent_claimers_never_hold_the_same_unit(t: TestStore) {
+        let store = t.store.clone();
+        let items: Vec<NewItem> = (0..60)
+            .map(|k| item("echo", &format!("k{k}"), "{}"))
+            .collect();
+        store.enqueue(&items).await.unwrap();
+        let claimers: Vec<_> = (0..6)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = store
+                            .claim(&format!("w{w}"), &claimable("echo"), 4, LEASE)
+                            .await
+                            .unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got);
+                    }
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for claimer in claimers {
+            for claim in claimer.await.unwrap() {
+                assert!(
+                    seen.insert(claim.work_unit_key.clone()),
+                    "{claim:?} claimed twice"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 60, "every unit was claimed exactly once");
+        assert_eq!(store.status().await.unwrap().claimed_units, 60);
+    }
+
+    pub async fn units_are_claimed_oldest_first_and_only_for_known_task_types(t: TestStore) {
+        let store = &*t.store;
+        for key in ["first", "second", "third"] {
+            store.enqueue(&[item("echo", key, "{}")]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        store.enqueue(&[item("other", "x", "{}")]).await.unwrap();
+        let claims = store
+            .claim("w", &claimable("echo"), 2, LEASE)
+            .await
+            .unwrap();
+        let keys: Vec<_> = claims.iter().map(|c| c.work_unit_key.as_str()).collect();
+        assert_eq!(keys, ["first", "second"]);
+        let rest = store
+            .claim("w", &claimable("echo"), 10, LEASE)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].work_unit_key, "third");
+        assert!(store.claim("w", &[], 10, LEASE).await.unwrap().is_empty());
+    }
+
+    pub async fn batches_follow_id_order_and_budgets_but_always_take_one(t: TestStore) {
+        let store = &*t.store;
+        let items: Vec<NewItem> = (0..5)
+            .map(|n| NewItem {
+                tokens: 3,
+                ..item("echo", "conv", &n.to_string())
+            })
+            .collect();
+        let ids: Vec<i64> = store
+            .enqueue(&items)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let claim = claim_one(store, "w", "echo").await;
+        let budget = BatchLimits {
+            max_items: 10,
+            max_tokens: 7,
+        };
+        let batch = store.fetch_batch(&claim, budget).await.unwrap();
+        assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), ids[..2]);
+        assert_eq!(batch[0].payload, "0");
+        store
+            .complete(&claim, &[batch[0].id, batch[1].id], Some("{}"), &[])
+            .await
+            .unwrap();
+        let tiny = BatchLimits {
+            max_items: 10,
+            max_tokens: 1,
+        };
+        let batch = store.fetch_batch(&claim, tiny).await.unwrap();
+        assert_eq!(
+            batch.len(),
+            1,
+            "at least one item even over the token budget"
+        );
+        assert_eq!(batch[0].id, ids[2]);
+        let count_capped = BatchLimits {
+            max_items: 1,
+            max_tokens: u64::MAX,
+        };
+        store.complete(&claim, &[ids[2]], None, &[]).await.unwrap();
+        let batch = store.fetch_batch(&claim, count_capped).await.unwrap();
+        assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[3]]);
+    }
+
+    pub async fn complete_stores_output_and_follow_ups_in_one_transaction(t: TestStore) {
+        let store = &*t.store;
+        let id = store.enqueue(&[item("echo", "conv", "{}")]).await.unwrap()[0].id;
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        store
+            .complete(
+                &claim,
+                &[id],
+                Some(r#"{"facts":["a"]}"#),
+                &[item("summary", "conv", r#"{"from":1}"#)],
+            )
+            .await
+            .unwrap();
+        let outputs = store.outputs("echo", "conv").await.unwrap();
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].0, [id]);
+        let output: serde_json::Value =
+            serde_json::from_str(outputs[0].1.as_deref().unwrap()).unwrap();
+        assert_eq!(output["facts"][0], "a");
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "done"), 1);
+        assert_eq!(count(&status, "summary", "pending"), 1);
+        // A follow-up that is not JSON fails the whole completion.
+        let id2 = store.enqueue(&[item("echo", "conv2", "{}")]).await.unwrap()[0].id;
+        let claim2 = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim2, ALL).await.unwrap();
+        let err = store
+            .complete(&claim2, &[id2], None, &[item("summary", "conv2", "nope")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidItem { .. }), "{err}");
+        assert_eq!(count(&store.status().await.unwrap(), "echo", "pending"), 1);
+    }
+
+    pub async fn a_fenced_write_after_a_reap_changes_nothing(t: TestStore) {
+        let store = &*t.store;
+        let id = store.enqueue(&[item("echo", "k", "{}")]).await.unwrap()[0].id;
+        let claim = store
+            .claim(
+                "dead-worker",
+                &claimable("echo"),
+                1,
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let policies = RetryPolicies {
+            default: fast_policy(5),
+            ..Default::default()
+        };
+        assert_eq!(store.reap(&policies).await.unwrap(), 1);
+        assert_eq!(
+            store.reap(&policies).await.unwrap(),
+            0,
+            "reaping is idempotent"
+        );
+        for err in [
+            store
+                .complete(&claim, &[id], Some("{}"), &[])
+                .await
+                .unwrap_err(),
+            store.release(&claim).await.unwrap_err(),
+            store
+                .fail(&claim, &Failure::Retryable("late".into()), &fast_policy(5))
+                .await
+                .unwrap_err(),
+            store.fetch_batch(&claim, ALL).await.unwrap_err(),
+        ] {
+            assert!(matches!(err, StoreError::ClaimLost { .. }), "{err}");
+        }
+        assert!(
+            store.outputs("echo", "k").await.unwrap().is_empty(),
+            "nothing was written"
+        );
+        // The item is pending again with the reap counted as an attempt.
+        let next = claim_one(store, "w2", "echo").await;
+        assert!(next.claim_seq > claim.claim_seq);
+        let batch = store.fetch_batch(&next, ALL).await.unwrap();
+        assert_eq!((batch[0].id, batch[0].attempts), (id, 1));
+    }
+
+    pub async fn heartbeats_extend_leases_and_reveal_lost_claims(t: TestStore) {
+        let store = &*t.store;
+        store
+            .enqueue(&[item("echo", "a", "{}"), item("echo", "b", "{}")])
+            .await
+            .unwrap();
+        let claims = store
+            .claim("w", &claimable("echo"), 2, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 2);
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let held = store
+                .heartbeat("w", Duration::from_millis(100))
+                .await
+                .unwrap();
+            assert_eq!(held.len(), 2, "heartbeats keep both leases alive");
+        }
+        assert_eq!(store.reap(&RetryPolicies::default()).await.unwrap(), 0);
+        store.release(&claims[0]).await.unwrap();
+        let held = store.heartbeat("w", LEASE).await.unwrap();
+        assert_eq!(held, [claims[1].clone()], "the released claim is gone");
+    }
+
+    pub async fn retryable_failures_back_off_then_dead_letter_the_head(t: TestStore) {
+        let store = &*t.store;
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                item("echo", "k", r#"{"n":1}"#),
+                item("echo", "k", r#"{"n":2}"#),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let policy = fast_policy(3);
+        for attempt in 1..=3 {
+            let claim = claim_one(store, "w", "echo").await;
+            let batch = store
+                .fetch_batch(
+                    &claim,
+                    BatchLimits {
+                        max_items: 1,
+                        max_tokens: u64::MAX,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(batch[0].id, ids[0]);
+            assert_eq!(batch[0].attempts, attempt - 1);
+            let result = store
+                .fail(
+                    &claim,
+                    &Failure::Retryable(format!("boom {attempt}")),
+                    &policy,
+                )
+                .await
+                .unwrap();
+            if attempt < 3 {
+                assert!(matches!(result, FailResult::RetryAt(_)), "{result:?}");
+                // Backing off: not claimable at once.
+                let again = store
+                    .claim("w", &claimable("echo"), 1, LEASE)
+                    .await
+                    .unwrap();
+                assert!(
+                    again.is_empty(),
+                    "attempt {attempt}: the unit should be backing off"
+                );
+            } else {
+                assert_eq!(result, FailResult::DeadLettered(ids[0]));
+            }
+        }
+        let dead = store.dead_list(None, 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].id, ids[0]);
+        assert_eq!(dead[0].attempts, 3);
+        assert_eq!(dead[0].last_error.as_deref(), Some("boom 3"));
+        assert_eq!(
+            dead[0].errors.as_array().unwrap().len(),
+            3,
+            "the error history is kept"
+        );
+        assert_eq!(dead[0].payload["n"], 1);
+        // The unit goes on with its next item.
+        let claim = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[1]]);
+    }
+
+    pub async fn a_permanent_failure_dead_letters_at_once(t: TestStore) {
+        let store = &*t.store;
+        let id = store.enqueue(&[item("echo", "k", "{}")]).await.unwrap()[0].id;
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        let result = store
+            .fail(
+                &claim,
+                &Failure::Permanent("bad payload".into()),
+                &fast_policy(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(result, FailResult::DeadLettered(id));
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "dead"), 1);
+        assert_eq!(count(&status, "echo", "pending"), 0);
+    }
+
+    pub async fn a_key_that_keeps_losing_its_claim_is_quarantined(t: TestStore) {
+        let store = &*t.store;
+        let id = store
+            .enqueue(&[item("echo", "poison", "{}")])
+            .await
+            .unwrap()[0]
+            .id;
+        let policies = RetryPolicies {
+            default: fast_policy(2),
+            ..Default::default()
+        };
+        for _ in 0..2 {
+            // A host claims it, starts it, and dies.
+            let claim = loop {
+                let mut c = store
+                    .claim("crashy", &claimable("echo"), 1, Duration::from_millis(30))
+                    .await
+                    .unwrap();
+                if let Some(c) = c.pop() {
+                    break c;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            store.fetch_batch(&claim, ALL).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            assert_eq!(store.reap(&policies).await.unwrap(), 1);
+        }
+        let dead = store
+            .dead_list(Some(&DeadFilter::Id(id)), 10)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1, "dead-lettered after max attempts of reaps");
+        assert!(dead[0].last_error.as_deref().unwrap().contains("crashy"));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            store
+                .claim("w", &claimable("echo"), 1, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn release_gives_the_unit_back_without_an_attempt(t: TestStore) {
+        let store = &*t.store;
+        store.enqueue(&[item("echo", "k", "{}")]).await.unwrap();
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        store.release(&claim).await.unwrap();
+        let again = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&again, ALL).await.unwrap();
+        assert_eq!(batch[0].attempts, 0);
+    }
+
+    pub async fn dead_letters_can_be_retried_and_purged_by_id_key_or_task_type(t: TestStore) {
+        let store = &*t.store;
+        let mut dead_ids = Vec::new();
+        for (task_type, key) in [("echo", "a"), ("echo", "b"), ("summary", "c")] {
+            let id = store.enqueue(&[item(task_type, key, "{}")]).await.unwrap()[0].id;
+            let claim = claim_one(store, "w", task_type).await;
+            store.fetch_batch(&claim, ALL).await.unwrap();
+            store
+                .fail(&claim, &Failure::Permanent("no".into()), &fast_policy(3))
+                .await
+                .unwrap();
+            dead_ids.push(id);
+        }
+        let by_key = DeadFilter::Key {
+            task_type: "echo".into(),
+            work_unit_key: "a".into(),
+        };
+        assert_eq!(store.dead_list(Some(&by_key), 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .dead_list(Some(&DeadFilter::TaskType("echo".into())), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(store.dead_retry(&by_key).await.unwrap(), 1);
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(claim.work_unit_key, "a");
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        assert_eq!(
+            (batch[0].id, batch[0].attempts),
+            (dead_ids[0], 0),
+            "attempts reset"
+        );
+        assert_eq!(
+            store
+                .dead_retry(&DeadFilter::Id(dead_ids[1]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .dead_purge(&DeadFilter::TaskType("summary".into()))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.dead_list(None, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .dead_purge(&DeadFilter::Id(dead_ids[2]))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    pub async fn gates_hold_units_until_enough_tokens_or_long_enough(t: TestStore) {
+        let store = &*t.store;
+        let by_tokens = [Claimable {
+            task_type: "batch".into(),
+            gate: Gate {
+                min_tokens: Some(10),
+                max_wait: None,
+            },
+        }];
+        store
+            .enqueue(&[NewItem {
+                tokens: 6,
+                ..item("batch", "k", "{}")
+            }])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim("w", &by_tokens, 1, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .enqueue(&[NewItem {
+                tokens: 4,
+                ..item("batch", "k", "{}")
+            }])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim("w", &by_tokens, 1, LEASE).await.unwrap().len(),
+            1
+        );
+
+        let by_wait = [Claimable {
+            task_type: "slow".into(),
+            gate: Gate {
+                min_tokens: Some(1_000_000),
+                max_wait: Some(Duration::from_millis(300)),
+            },
+        }];
+        store.enqueue(&[item("slow", "k", "{}")]).await.unwrap();
+        assert!(
+            store
+                .claim("w", &by_wait, 1, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.claim("w", &by_wait, 1, LEASE).await.unwrap().len(), 1);
+    }
+
+    pub async fn producers_can_enqueue_with_plain_sql(t: TestStore) {
+        let sql = "INSERT INTO sluice_items (task_type, work_unit_key, payload, tokens) \
+                   VALUES ('echo', 'from-sql', '{\"text\":\"hi\"}', 2)";
+        if t.url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let claim = claim_one(&*t.store, "w", "echo").await;
+        assert_eq!(claim.work_unit_key, "from-sql");
+        let batch = t.store.fetch_batch(&claim, ALL).await.unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&batch[0].payload).unwrap();
+        assert_eq!(payload["text"], "hi");
+        assert_eq!(batch[0].tokens, 2);
+    }
+
+    pub async fn migrations_are_embedded_and_idempotent(t: TestStore) {
+        assert_eq!(t.store.pending_migrations().await.unwrap(), 0);
+        t.store.migrate().await.unwrap();
+        assert_eq!(t.store.pending_migrations().await.unwrap(), 0);
+    }
+}
+
+macro_rules! conformance {
+    ($backend:ident, $open:path; $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::cases::$case($open().await).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        conformance!(sqlite, crate::support::stores::sqlite; $($case),*);
+        conformance!(postgres, crate::support::stores::postgres; $($case),*);
+    };
+}
+
+both_backends!(
+    enqueue_returns_ids_in_order_and_items_are_pending,
+    a_dedupe_hit_returns_the_original_id,
+    bad_input_is_refused_and_writes_nothing,
+    concurrent_claimers_never_hold_the_same_unit,
+    units_are_claimed_oldest_first_and_only_for_known_task_types,
+    batches_follow_id_order_and_budgets_but_always_take_one,
+    complete_stores_output_and_follow_ups_in_one_transaction,
+    a_fenced_write_after_a_reap_changes_nothing,
+    heartbeats_extend_leases_and_reveal_lost_claims,
+    retryable_failures_back_off_then_dead_letter_the_head,
+    a_permanent_failure_dead_letters_at_once,
+    a_key_that_keeps_losing_its_claim_is_quarantined,
+    release_gives_the_unit_back_without_an_attempt,
+    dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
+    gates_hold_units_until_enough_tokens_or_long_enough,
+    producers_can_enqueue_with_plain_sql,
+    migrations_are_embedded_and_idempotent,
+);
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let err = sluice::store::open(
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        StoreOptions::default(),
+    )
+    .await
+    .err()
+    .expect("nothing listens on port 1");
+    let message = err.to_string();
+    assert!(
+        message
+            .contains("cannot connect to the database at postgres://postgres@127.0.0.1:1/nowhere"),
+        "{message}"
+    );
+    let err = sluice::store::open("mysql://x", StoreOptions::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not supported"), "{err}");
+    let err = sluice::store::open(
+        "sqlite:///nonexistent-dir/queue.db",
+        StoreOptions::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn passwords_never_appear_in_connection_errors() {
+    let err = sluice::store::open(
+        "postgres://app:hunter2@127.0.0.1:1/db",
+        StoreOptions::default(),
+    )
+    .await
+    .err()
+    .unwrap();
+    let message = err.to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("app:***@127.0.0.1:1"), "{message}");
+}
+
+#[allow(dead_code)]
+fn _store_is_object_safe(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    store
+}
+
+#[tokio::test]
+async fn postgres_wakes_listeners_when_work_is_enqueued_from_another_connection() {
+    let t = support::stores::postgres().await;
+    let mut signal = t
+        .store
+        .work_signal()
+        .await
+        .unwrap()
+        .expect("postgres has LISTEN/NOTIFY");
+    // A producer in its own transaction, on its own connection.
+    let url = t.url.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO sluice_items (task_type, work_unit_key, payload) VALUES ('summary', 'k', '{}')")
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let task_type = tokio::time::timeout(Duration::from_secs(10), signal.next())
+        .await
+        .expect("woken well within the polling interval")
+        .unwrap();
+    assert_eq!(task_type, "summary");
+}
+
+#[tokio::test]
+async fn sqlite_has_no_work_signal_so_hosts_poll() {
+    let t = support::stores::sqlite().await;
+    assert!(t.store.work_signal().await.unwrap().is_none());
+}

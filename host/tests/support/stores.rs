@@ -1,0 +1,98 @@
+//! Real databases for store tests: a SQLite file in a temporary folder, or a
+//! fresh schema in the local PostgreSQL, one per test so tests run in parallel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sluice::store::{self, Store, StoreOptions};
+
+/// The local PostgreSQL every machine (and CI) has.
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A migrated store plus what it takes to reach its database directly.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    /// A URL that reaches the same database (and schema).
+    pub url: String,
+    _cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema(String),
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Cleanup::Schema(schema) = self {
+            let schema = schema.clone();
+            // Drop the schema on a thread of its own: this may run inside a
+            // runtime, or while a failed test unwinds.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let pool = sqlx::PgPool::connect(POSTGRES_URL).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await?;
+                    Ok::<_, sqlx::Error>(())
+                })
+                .map_err(std::io::Error::other)
+            })
+            .join();
+        }
+    }
+}
+
+pub async fn sqlite() -> TestStore {
+    sqlite_with(StoreOptions::default()).await
+}
+
+pub async fn sqlite_with(options: StoreOptions) -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let store = store::open(&url, options).await.expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    TestStore {
+        store,
+        url,
+        _cleanup: Cleanup::Dir(dir),
+    }
+}
+
+pub async fn postgres() -> TestStore {
+    postgres_with(StoreOptions::default()).await
+}
+
+pub async fn postgres_with(options: StoreOptions) -> TestStore {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let schema = format!(
+        "sluice_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let admin = sqlx::PgPool::connect(POSTGRES_URL)
+        .await
+        .expect("the local PostgreSQL is up (scripts/ensure-postgres)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}");
+    let store = store::open(&url, options).await.expect("open postgres");
+    store.migrate().await.expect("migrate postgres");
+    TestStore {
+        store,
+        url,
+        _cleanup: Cleanup::Schema(schema),
+    }
+}

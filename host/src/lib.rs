@@ -9,6 +9,7 @@
 //! - [`imports`]: everything a guest may call on the host.
 //! - [`cli`]: the `sluice` command line.
 
+pub mod bench;
 pub mod cli;
 pub mod imports;
 pub mod runtime;

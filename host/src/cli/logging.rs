@@ -1,5 +1,6 @@
 //! Log output for every verb: `tracing` to stderr, as text or JSON lines,
-//! filtered by `SLUICE_LOG` (an `EnvFilter` directive, default `info`).
+//! filtered by `SLUICE_LOG` (an `EnvFilter` directive, default `info`, with
+//! sqlx's per-statement notices at `warn`).
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,7 +11,7 @@ pub enum Format {
 }
 
 pub fn init(format: Format) {
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,6 +4,7 @@
 //! 1 means the command ran and found a problem (a bad plugin, a call that did
 //! not succeed), 2 means the command could not run (bad arguments, bad input).
 
+mod bench;
 mod database;
 mod dead;
 mod enqueue;
@@ -45,6 +46,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Inspect, retry and purge dead letters.
     Dead(dead::DeadArgs),
+    /// Throughput benchmarks against the real stores.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the command line, runs the verb and returns the process exit code.
@@ -58,6 +62,7 @@ pub async fn run() -> ExitCode {
         Command::Enqueue(args) => enqueue::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Dead(args) => dead::run(args).await,
+        Command::Bench(command) => bench::run(command).await,
     };
     match result {
         Ok(code) => code,

@@ -24,6 +24,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
+/// Claims, fetches, heartbeats, releases, failures and reaps commit without
+/// waiting for the WAL flush: a database crash can lose only the last few of
+/// them, and every one of those is recovered by the lease machinery (a lost
+/// claim expires, its fenced writes fail, the items are claimed again). What a
+/// producer or a handler was promised (enqueues, completions, dead-letter
+/// retries) commits durably. On a disk with 4 ms `fdatasync` this is the
+/// difference between one flush per item batch and four.
+const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
+
 /// The channel enqueues notify, with the task type as payload.
 pub const NOTIFY_CHANNEL: &str = "sluice_items";
 
@@ -38,7 +47,9 @@ impl PostgresStore {
             url: super::redact(url),
             cause,
         };
-        let connect = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(connect_error)?
+            .options([ASYNC_COMMIT]);
         // One direct attempt first: a refused or misaddressed server fails at
         // once instead of after the pool's acquire timeout.
         PgConnection::connect_with(&connect)
@@ -56,8 +67,15 @@ impl PostgresStore {
         Ok(Self { pool, options })
     }
 
-    async fn immediate(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+    /// A transaction whose commit waits for the WAL to reach disk. Sessions
+    /// commit asynchronously by default (see [`ASYNC_COMMIT`]); enqueues and
+    /// completions opt back in here.
+    async fn durable(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = on")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// A listener for new work: each notification carries a task type.
@@ -218,7 +236,7 @@ impl Store for PostgresStore {
 
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
         validate::items(items, self.options.max_payload_bytes)?;
-        let mut tx = self.immediate().await?;
+        let mut tx = self.durable().await?;
         let out = insert_items(&mut tx, items).await?;
         tx.commit().await?;
         Ok(out)
@@ -298,7 +316,7 @@ impl Store for PostgresStore {
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
-        let mut tx = self.immediate().await?;
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
@@ -328,7 +346,7 @@ impl Store for PostgresStore {
         follow_up: &[NewItem],
     ) -> Result<()> {
         validate::items(follow_up, self.options.max_payload_bytes)?;
-        let mut tx = self.immediate().await?;
+        let mut tx = self.durable().await?;
         fenced(&mut tx, claim).await?;
         let done = sqlx::query(include_str!("complete_items.sql"))
             .bind(&claim.task_type)
@@ -359,7 +377,7 @@ impl Store for PostgresStore {
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> Result<FailResult> {
-        let mut tx = self.immediate().await?;
+        let mut tx = self.pool.begin().await?;
         fenced(&mut tx, claim).await?;
         let result = record_failure(&mut tx, claim, failure, policy).await?;
         tx.commit().await?;
@@ -399,7 +417,7 @@ impl Store for PostgresStore {
                 };
                 // Each reap is its own short transaction; a heartbeat or
                 // another reaper that got there first wins.
-                let mut tx = self.immediate().await?;
+                let mut tx = self.pool.begin().await?;
                 let still_expired = sqlx::query(include_str!("still_expired.sql"))
                     .bind(&claim.task_type)
                     .bind(&claim.work_unit_key)
@@ -460,7 +478,7 @@ impl Store for PostgresStore {
 
     async fn dead_retry(&self, filter: &DeadFilter) -> Result<u64> {
         let (id, task_type, key) = filter_binds(Some(filter));
-        let mut tx = self.immediate().await?;
+        let mut tx = self.durable().await?;
         let n = sqlx::query(include_str!("dead_retry.sql"))
             .bind(id)
             .bind(task_type)

@@ -7,12 +7,15 @@ UPDATE sluice_units
        lease_expires_ms = CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?2
  WHERE (task_type, work_unit_key) IN (
        SELECT u.task_type, u.work_unit_key
-         FROM sluice_units u
-         JOIN (SELECT json_extract(value, '$.task_type')   AS task_type,
-                      json_extract(value, '$.min_tokens')  AS min_tokens,
-                      json_extract(value, '$.max_wait_ms') AS max_wait_ms
-                 FROM json_each(?3)) g ON g.task_type = u.task_type
-        WHERE u.claimed_by IS NULL
+         -- Walk the ready index in availability order and stop at the limit;
+         -- CROSS JOIN keeps SQLite from driving the join from the gate list.
+         FROM sluice_units u INDEXED BY sluice_units_ready
+        CROSS JOIN (SELECT json_extract(value, '$.task_type')   AS task_type,
+                           json_extract(value, '$.min_tokens')  AS min_tokens,
+                           json_extract(value, '$.max_wait_ms') AS max_wait_ms
+                      FROM json_each(?3)) g
+        WHERE g.task_type = u.task_type
+          AND u.claimed_by IS NULL
           AND u.pending_count > 0
           AND u.available_at_ms <= CAST(unixepoch('subsec') * 1000 AS INTEGER)
           AND ((g.min_tokens IS NULL AND g.max_wait_ms IS NULL)

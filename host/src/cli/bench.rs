@@ -1,0 +1,96 @@
+//! `sluice bench queue`: the queue's throughput on each backend (see
+//! BENCHMARKS.md for the figures and how they were taken).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::bench::queue::{self, QueueBench};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue, drain with no-op workers, and claim from growing backlogs.
+    Queue(QueueArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[arg(long, value_enum, default_value_t = Backend::Both)]
+    backend: Backend,
+    /// The Postgres server to measure; each run uses a temporary schema in it.
+    #[arg(
+        long,
+        env = "SLUICE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
+    /// Items to enqueue and drain.
+    #[arg(long, default_value_t = 100_000)]
+    items: usize,
+    /// Work units the items are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    keys: usize,
+    /// Concurrent no-op workers.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Units claimed per round trip.
+    #[arg(long, default_value_t = 10)]
+    claim_batch: u32,
+    /// Items per fetched batch.
+    #[arg(long, default_value_t = 100)]
+    batch_items: u32,
+    /// Backlog sizes for the claim-throughput runs (repeatable).
+    #[arg(long = "backlog", default_values_t = [10_000, 1_000_000])]
+    backlogs: Vec<usize>,
+    /// Units claimed in each claim-throughput run.
+    #[arg(long, default_value_t = 5_000)]
+    claims: usize,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Queue(args) = command;
+    anyhow::ensure!(
+        args.items > 0 && args.keys > 0 && args.workers > 0,
+        "--items, --keys and --workers must be at least 1"
+    );
+    let spec = QueueBench {
+        items: args.items,
+        keys: args.keys,
+        workers: args.workers,
+        claim_batch: args.claim_batch.max(1),
+        batch_items: args.batch_items.max(1),
+        backlogs: args.backlogs.clone(),
+        claims: args.claims,
+    };
+    let mut results = Vec::new();
+    if matches!(args.backend, Backend::Sqlite | Backend::Both) {
+        results.extend(queue::run("sqlite", queue::open_sqlite, &spec).await?);
+    }
+    if matches!(args.backend, Backend::Postgres | Backend::Both) {
+        let url = args.postgres_url.clone();
+        results.extend(
+            queue::run("postgres", async || queue::open_postgres(&url).await, &spec).await?,
+        );
+    }
+    for m in &results {
+        if args.json {
+            println!("{}", serde_json::to_string(m)?);
+        } else {
+            println!(
+                "{:<9} {:<44} {:>9} in {:>7.2} s = {:>9.0} /s",
+                m.backend, m.what, m.count, m.seconds, m.per_second
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

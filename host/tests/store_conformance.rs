@@ -110,6 +110,39 @@ mod cases {
         assert!(!c.duplicate && c.id != a.id);
     }
 
+    pub async fn mixed_batches_keep_input_order_and_dedupe_within_the_batch(t: TestStore) {
+        let store = &*t.store;
+        let deduped = |payload: &str| NewItem {
+            dedupe_key: Some("d1".into()),
+            ..item("echo", "k", payload)
+        };
+        let out = store
+            .enqueue(&[
+                item("echo", "k", "1"),
+                deduped("2"),
+                item("echo", "k", "3"),
+                item("echo", "k", "4"),
+                deduped("5"),
+            ])
+            .await
+            .unwrap();
+        assert!(out[0].id < out[1].id && out[1].id < out[2].id && out[2].id < out[3].id);
+        assert_eq!((out[4].id, out[4].duplicate), (out[1].id, true));
+        let claim = claim_one(store, "w", "echo").await;
+        let payloads: Vec<String> = store
+            .fetch_batch(&claim, ALL)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.payload)
+            .collect();
+        assert_eq!(
+            payloads,
+            ["1", "2", "3", "4"],
+            "handed out in enqueue order"
+        );
+    }
+
     pub async fn bad_input_is_refused_and_writes_nothing(t: TestStore) {
         let store = &*t.store;
         let too_big = format!("\"{}\"", "x".repeat(2 << 20));
@@ -660,6 +693,7 @@ macro_rules! both_backends {
 both_backends!(
     enqueue_returns_ids_in_order_and_items_are_pending,
     a_dedupe_hit_returns_the_original_id,
+    mixed_batches_keep_input_order_and_dedupe_within_the_batch,
     bad_input_is_refused_and_writes_nothing,
     concurrent_claimers_never_hold_the_same_unit,
     units_are_claimed_oldest_first_and_only_for_known_task_types,

@@ -4,7 +4,7 @@
 UPDATE sluice_units
    SET claimed_by = ?1,
        claim_seq = claim_seq + 1,
-       lease_expires_ms = CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?2
+       lease_expires_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?2
  WHERE (task_type, work_unit_key) IN (
        SELECT u.task_type, u.work_unit_key
          -- Walk the ready index in availability order and stop at the limit;
@@ -17,10 +17,10 @@ UPDATE sluice_units
         WHERE g.task_type = u.task_type
           AND u.claimed_by IS NULL
           AND u.pending_count > 0
-          AND u.available_at_ms <= CAST(unixepoch('subsec') * 1000 AS INTEGER)
+          AND u.available_at_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
           AND ((g.min_tokens IS NULL AND g.max_wait_ms IS NULL)
                OR u.pending_tokens >= g.min_tokens
-               OR u.oldest_pending_ms <= CAST(unixepoch('subsec') * 1000 AS INTEGER) - g.max_wait_ms)
+               OR u.oldest_pending_ms <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - g.max_wait_ms)
         ORDER BY u.available_at_ms
         LIMIT ?4)
 RETURNING task_type, work_unit_key, claim_seq

@@ -1,7 +1,7 @@
 -- Marks the items in ?4 (a JSON array of ids) done, if they are in flight
 -- under claim ?3 of unit (?1, ?2).
 UPDATE sluice_items
-   SET state = 'done', finished_at_ms = CAST(unixepoch('subsec') * 1000 AS INTEGER)
+   SET state = 'done', finished_at_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
  WHERE id IN (SELECT value FROM json_each(?4))
    AND task_type = ?1 AND work_unit_key = ?2
    AND state = 'pending' AND claim_seq = ?3

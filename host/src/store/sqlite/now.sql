@@ -1,1 +1,1 @@
-SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER)
+SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)

@@ -3,5 +3,5 @@ UPDATE sluice_items
    SET attempts = attempts + 1,
        last_error = ?4,
        errors = json_insert(errors, '$[#]',
-                            json_object('attempt', attempts + 1, 'at_ms', CAST(unixepoch('subsec') * 1000 AS INTEGER), 'error', ?4))
+                            json_object('attempt', attempts + 1, 'at_ms', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 'error', ?4))
  WHERE task_type = ?1 AND work_unit_key = ?2 AND state = 'pending' AND claim_seq = ?3

@@ -1,1 +1,1 @@
-UPDATE sluice_workers SET last_seen_ms = CAST(unixepoch('subsec') * 1000 AS INTEGER) WHERE id = ?1
+UPDATE sluice_workers SET last_seen_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) WHERE id = ?1

@@ -48,7 +48,7 @@ CREATE TABLE sluice_units (
     lease_expires_ms  bigint,
     PRIMARY KEY (task_type, work_unit_key)
 );
-CREATE INDEX sluice_units_ready ON sluice_units (available_at_ms)
+CREATE INDEX sluice_units_ready ON sluice_units (task_type, available_at_ms)
     WHERE pending_count > 0 AND claimed_by IS NULL;
 CREATE INDEX sluice_units_leases ON sluice_units (lease_expires_ms) WHERE claimed_by IS NOT NULL;
 CREATE INDEX sluice_units_owner ON sluice_units (claimed_by) WHERE claimed_by IS NOT NULL;
@@ -74,33 +74,72 @@ CREATE TABLE sluice_workers (
     last_seen_ms  bigint NOT NULL DEFAULT sluice_now_ms()
 );
 
--- Keeps sluice_units in step with the items' states, whoever changes them.
-CREATE FUNCTION sluice_items_track_units() RETURNS trigger
+-- Keep sluice_units in step with the items' states, whoever changes them.
+-- Statement-level triggers with transition tables: one grouped upsert per
+-- statement, however many items it touched (a 5,000-item enqueue or a
+-- 100-item completion costs one unit update per unit, not one per item).
+CREATE FUNCTION sluice_items_inserted() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND OLD.state = 'pending' AND NEW.state <> 'pending' THEN
-        UPDATE sluice_units u
-           SET pending_count = pending_count - 1,
-               pending_tokens = pending_tokens - OLD.tokens,
-               oldest_pending_ms = (SELECT i.created_at_ms FROM sluice_items i
-                                     WHERE i.task_type = OLD.task_type AND i.work_unit_key = OLD.work_unit_key
-                                       AND i.state = 'pending'
-                                     ORDER BY i.id LIMIT 1)
-         WHERE u.task_type = OLD.task_type AND u.work_unit_key = OLD.work_unit_key;
-    ELSIF NEW.state = 'pending' AND (TG_OP = 'INSERT' OR OLD.state <> 'pending') THEN
-        INSERT INTO sluice_units AS u (task_type, work_unit_key, pending_count, pending_tokens,
-                                       oldest_pending_ms, available_at_ms)
-        VALUES (NEW.task_type, NEW.work_unit_key, 1, NEW.tokens, NEW.created_at_ms, sluice_now_ms())
-        ON CONFLICT (task_type, work_unit_key) DO UPDATE
-           SET pending_count = u.pending_count + 1,
-               pending_tokens = u.pending_tokens + EXCLUDED.pending_tokens,
-               oldest_pending_ms = LEAST(u.oldest_pending_ms, EXCLUDED.oldest_pending_ms);
-        PERFORM pg_notify('sluice_items', NEW.task_type);
-    END IF;
+    INSERT INTO sluice_units AS u (task_type, work_unit_key, pending_count, pending_tokens,
+                                   oldest_pending_ms, available_at_ms)
+    SELECT task_type, work_unit_key, count(*), sum(tokens), min(created_at_ms), sluice_now_ms()
+      FROM inserted
+     WHERE state = 'pending'
+     GROUP BY task_type, work_unit_key
+    ON CONFLICT (task_type, work_unit_key) DO UPDATE
+       SET pending_count = u.pending_count + EXCLUDED.pending_count,
+           pending_tokens = u.pending_tokens + EXCLUDED.pending_tokens,
+           oldest_pending_ms = LEAST(u.oldest_pending_ms, EXCLUDED.oldest_pending_ms);
+    PERFORM pg_notify('sluice_items', task_type)
+       FROM (SELECT DISTINCT task_type FROM inserted WHERE state = 'pending') t;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER sluice_items_track_units
-    AFTER INSERT OR UPDATE OF state ON sluice_items
-    FOR EACH ROW EXECUTE FUNCTION sluice_items_track_units();
+CREATE TRIGGER sluice_items_inserted
+    AFTER INSERT ON sluice_items
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION sluice_items_inserted();
+
+CREATE FUNCTION sluice_items_updated() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    -- Items entering or leaving 'pending', summed per unit.
+    WITH moved AS (
+        SELECT n.task_type, n.work_unit_key,
+               CASE WHEN n.state = 'pending' THEN 1 ELSE -1 END AS sign,
+               n.tokens, n.created_at_ms
+          FROM new_rows n
+          JOIN old_rows o ON o.id = n.id
+         WHERE (o.state = 'pending') <> (n.state = 'pending')
+    ), delta AS (
+        SELECT task_type, work_unit_key,
+               sum(sign) AS count_delta,
+               sum(sign * tokens) AS tokens_delta,
+               min(created_at_ms) FILTER (WHERE sign > 0) AS oldest_entering
+          FROM moved
+         GROUP BY task_type, work_unit_key
+    )
+    INSERT INTO sluice_units AS u (task_type, work_unit_key, pending_count, pending_tokens,
+                                   oldest_pending_ms, available_at_ms)
+    SELECT task_type, work_unit_key, count_delta, tokens_delta, oldest_entering, sluice_now_ms()
+      FROM delta
+    ON CONFLICT (task_type, work_unit_key) DO UPDATE
+       SET pending_count = u.pending_count + EXCLUDED.pending_count,
+           pending_tokens = u.pending_tokens + EXCLUDED.pending_tokens,
+           oldest_pending_ms = (SELECT i.created_at_ms FROM sluice_items i
+                                 WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                                   AND i.state = 'pending'
+                                 ORDER BY i.id LIMIT 1);
+    PERFORM pg_notify('sluice_items', n.task_type)
+       FROM (SELECT DISTINCT n.task_type FROM new_rows n JOIN old_rows o ON o.id = n.id
+              WHERE n.state = 'pending' AND o.state <> 'pending') n;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER sluice_items_updated
+    AFTER UPDATE ON sluice_items
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sluice_items_updated();

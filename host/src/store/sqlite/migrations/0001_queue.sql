@@ -1,7 +1,8 @@
 -- Sluice's queue on SQLite. Producers may enqueue with plain SQL: insert into
 -- sluice_items (task_type, work_unit_key, payload[, tokens, dedupe_key]); the
 -- triggers below keep sluice_units in step. Times are milliseconds since the
--- Unix epoch.
+-- Unix epoch, computed with julianday() so producers on any SQLite version
+-- (not just the one bundled with Sluice) get the same defaults.
 
 CREATE TABLE sluice_items (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -17,7 +18,7 @@ CREATE TABLE sluice_items (
     last_error     TEXT,
     -- Every failure, oldest first: [{"attempt": n, "at_ms": t, "error": "..."}].
     errors         TEXT    NOT NULL DEFAULT '[]',
-    created_at_ms  INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+    created_at_ms  INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
     finished_at_ms INTEGER
 );
 CREATE INDEX sluice_items_pending ON sluice_items (task_type, work_unit_key, id) WHERE state = 'pending';
@@ -48,7 +49,7 @@ CREATE TABLE sluice_outputs (
     work_unit_key TEXT    NOT NULL,
     item_ids      TEXT    NOT NULL, -- JSON array of item ids
     output        TEXT CHECK (output IS NULL OR json_valid(output)),
-    created_at_ms INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER))
+    created_at_ms INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
 );
 CREATE INDEX sluice_outputs_unit ON sluice_outputs (task_type, work_unit_key, id);
 
@@ -57,8 +58,8 @@ CREATE TABLE sluice_workers (
     host_name     TEXT    NOT NULL,
     pid           INTEGER NOT NULL,
     version       TEXT    NOT NULL,
-    started_at_ms INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    last_seen_ms  INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER))
+    started_at_ms INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
+    last_seen_ms  INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
 );
 
 CREATE TRIGGER sluice_items_inserted AFTER INSERT ON sluice_items WHEN NEW.state = 'pending'
@@ -66,7 +67,7 @@ BEGIN
     INSERT INTO sluice_units (task_type, work_unit_key, pending_count, pending_tokens,
                               oldest_pending_ms, available_at_ms)
     VALUES (NEW.task_type, NEW.work_unit_key, 1, NEW.tokens, NEW.created_at_ms,
-            CAST(unixepoch('subsec') * 1000 AS INTEGER))
+            CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
     ON CONFLICT (task_type, work_unit_key) DO UPDATE
        SET pending_count = pending_count + 1,
            pending_tokens = pending_tokens + excluded.pending_tokens,
@@ -93,7 +94,7 @@ BEGIN
     INSERT INTO sluice_units (task_type, work_unit_key, pending_count, pending_tokens,
                               oldest_pending_ms, available_at_ms)
     VALUES (NEW.task_type, NEW.work_unit_key, 1, NEW.tokens, NEW.created_at_ms,
-            CAST(unixepoch('subsec') * 1000 AS INTEGER))
+            CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
     ON CONFLICT (task_type, work_unit_key) DO UPDATE
        SET pending_count = pending_count + 1,
            pending_tokens = pending_tokens + excluded.pending_tokens,

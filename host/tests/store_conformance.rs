@@ -315,6 +315,41 @@ mod cases {
         assert_eq!(count(&store.status().await.unwrap(), "echo", "pending"), 1);
     }
 
+    pub async fn only_items_fetched_under_the_claim_can_be_completed(t: TestStore) {
+        let store = &*t.store;
+        let ids: Vec<i64> = store
+            .enqueue(&[item("echo", "k", "1"), item("echo", "k", "2")])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let claim = claim_one(store, "w", "echo").await;
+        store
+            .fetch_batch(
+                &claim,
+                BatchLimits {
+                    max_items: 1,
+                    max_tokens: u64::MAX,
+                },
+            )
+            .await
+            .unwrap();
+        let err = store
+            .complete(&claim, &[ids[0], ids[1]], Some("{}"), &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotInFlight(_)), "{err}");
+        assert!(
+            store.outputs("echo", "k").await.unwrap().is_empty(),
+            "nothing was written"
+        );
+        store
+            .complete(&claim, &[ids[0]], Some("{}"), &[])
+            .await
+            .unwrap();
+    }
+
     pub async fn a_fenced_write_after_a_reap_changes_nothing(t: TestStore) {
         let store = &*t.store;
         let id = store.enqueue(&[item("echo", "k", "{}")]).await.unwrap()[0].id;
@@ -368,6 +403,21 @@ mod cases {
     pub async fn heartbeats_extend_leases_and_reveal_lost_claims(t: TestStore) {
         let store = &*t.store;
         store
+            .register_worker(&sluice::store::WorkerInfo {
+                id: "w".into(),
+                host_name: "host-a".into(),
+                pid: 4242,
+                version: "0.1.0".into(),
+            })
+            .await
+            .unwrap();
+        let registered = store.status().await.unwrap().workers;
+        assert_eq!(registered.len(), 1);
+        assert_eq!(
+            (registered[0].host_name.as_str(), registered[0].pid),
+            ("host-a", 4242)
+        );
+        store
             .enqueue(&[item("echo", "a", "{}"), item("echo", "b", "{}")])
             .await
             .unwrap();
@@ -388,6 +438,11 @@ mod cases {
         store.release(&claims[0]).await.unwrap();
         let held = store.heartbeat("w", LEASE).await.unwrap();
         assert_eq!(held, [claims[1].clone()], "the released claim is gone");
+        let seen = &store.status().await.unwrap().workers[0];
+        assert!(
+            seen.last_seen_ms >= registered[0].last_seen_ms + 150,
+            "heartbeats keep the worker's last-seen time current: {seen:?}"
+        );
     }
 
     pub async fn retryable_failures_back_off_then_dead_letter_the_head(t: TestStore) {
@@ -699,6 +754,7 @@ both_backends!(
     units_are_claimed_oldest_first_and_only_for_known_task_types,
     batches_follow_id_order_and_budgets_but_always_take_one,
     complete_stores_output_and_follow_ups_in_one_transaction,
+    only_items_fetched_under_the_claim_can_be_completed,
     a_fenced_write_after_a_reap_changes_nothing,
     heartbeats_extend_leases_and_reveal_lost_claims,
     retryable_failures_back_off_then_dead_letter_the_head,

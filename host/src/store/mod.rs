@@ -175,6 +175,18 @@ pub struct Status {
     pub now_ms: i64,
     pub depths: Vec<QueueDepth>,
     pub claimed_units: i64,
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// A registered host process and when it was last heard from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub host_name: String,
+    pub pid: i64,
+    pub version: String,
+    pub started_at_ms: i64,
+    pub last_seen_ms: i64,
 }
 
 /// A host process, as recorded in the workers table.
@@ -286,6 +298,8 @@ pub trait Store: Send + Sync + 'static {
     /// the items it had in flight. Returns how many claims were reaped.
     async fn reap(&self, policies: &RetryPolicies) -> Result<u64>;
 
+    /// Records a host process (again, after a restart with the same id); its
+    /// heartbeats then keep `last_seen` current.
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
 
     async fn dead_list(&self, filter: Option<&DeadFilter>, limit: u32) -> Result<Vec<DeadItem>>;
@@ -317,6 +331,31 @@ pub trait WorkSignal: Send {
     /// connection loss it reconnects and may return spuriously: callers treat
     /// every return as "look for work now", never as a promise of work.
     async fn next(&mut self) -> Result<String>;
+}
+
+/// How a backend inserts a batch of items: runs without dedupe keys in bulk
+/// (one statement each), items with a dedupe key one at a time (each may hit
+/// an existing item). Keeps input order, which is the units' processing order.
+pub(crate) enum InsertRun<'a> {
+    Bulk(&'a [NewItem]),
+    Deduplicated(&'a NewItem),
+}
+
+pub(crate) fn insert_runs(mut items: &[NewItem]) -> impl Iterator<Item = InsertRun<'_>> {
+    std::iter::from_fn(move || {
+        let first = items.first()?;
+        if first.dedupe_key.is_some() {
+            items = &items[1..];
+            return Some(InsertRun::Deduplicated(first));
+        }
+        let len = items
+            .iter()
+            .position(|i| i.dedupe_key.is_some())
+            .unwrap_or(items.len());
+        let (run, rest) = items.split_at(len);
+        items = rest;
+        Some(InsertRun::Bulk(run))
+    })
 }
 
 /// Options shared by both backends.

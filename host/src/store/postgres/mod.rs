@@ -14,9 +14,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::{
-    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, Item,
-    NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
-    StoreOptions, WorkSignal, WorkerInfo, validate,
+    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
+    Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
+    StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -138,26 +138,17 @@ async fn fenced(tx: &mut Transaction<'static, Postgres>, claim: &Claim) -> Resul
         .ok_or_else(|| StoreError::claim_lost(claim))
 }
 
-/// Inserts items in order: runs without dedupe keys as one bulk statement
-/// each, items with a dedupe key one at a time (each may hit an existing one).
+/// Inserts items in input order (see [`InsertRun`]).
 async fn insert_items(
     tx: &mut Transaction<'static, Postgres>,
     items: &[NewItem],
 ) -> Result<Vec<Enqueued>> {
     let mut out = Vec::with_capacity(items.len());
-    let mut rest = items;
-    while let Some(first) = rest.first() {
-        if first.dedupe_key.is_some() {
-            out.push(insert_deduplicated(tx, first).await?);
-            rest = &rest[1..];
-            continue;
+    for run in insert_runs(items) {
+        match run {
+            InsertRun::Bulk(run) => out.extend(insert_bulk(tx, run).await?),
+            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(tx, item).await?),
         }
-        let run = rest
-            .iter()
-            .position(|i| i.dedupe_key.is_some())
-            .unwrap_or(rest.len());
-        out.extend(insert_bulk(tx, &rest[..run]).await?);
-        rest = &rest[run..];
     }
     Ok(out)
 }
@@ -574,10 +565,24 @@ impl Store for PostgresStore {
         let claimed_units = sqlx::query_scalar(include_str!("claimed_units.sql"))
             .fetch_one(&self.pool)
             .await?;
+        let workers = sqlx::query(include_str!("workers.sql"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| WorkerStatus {
+                id: row.get(0),
+                host_name: row.get(1),
+                pid: row.get(2),
+                version: row.get(3),
+                started_at_ms: row.get(4),
+                last_seen_ms: row.get(5),
+            })
+            .collect();
         Ok(Status {
             now_ms,
             depths,
             claimed_units,
+            workers,
         })
     }
 

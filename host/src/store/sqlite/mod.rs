@@ -13,9 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::{
-    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, Item,
-    NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
-    StoreOptions, WorkSignal, WorkerInfo, validate,
+    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
+    Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
+    StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -86,39 +86,73 @@ async fn fenced(tx: &mut Transaction<'static, Sqlite>, claim: &Claim) -> Result<
         .ok_or_else(|| StoreError::claim_lost(claim))
 }
 
+/// Inserts items in input order (see [`InsertRun`]).
 async fn insert_items(
     tx: &mut Transaction<'static, Sqlite>,
     items: &[NewItem],
 ) -> Result<Vec<Enqueued>> {
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let inserted = sqlx::query(include_str!("enqueue.sql"))
-            .bind(&item.task_type)
-            .bind(&item.work_unit_key)
-            .bind(&item.payload)
-            .bind(i64::from(item.tokens))
-            .bind(&item.dedupe_key)
-            .fetch_optional(&mut **tx)
-            .await?;
-        out.push(match inserted {
-            Some(row) => Enqueued {
-                id: row.get(0),
-                duplicate: false,
-            },
-            None => {
-                let row = sqlx::query(include_str!("find_duplicate.sql"))
-                    .bind(&item.task_type)
-                    .bind(&item.dedupe_key)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                Enqueued {
-                    id: row.get(0),
-                    duplicate: true,
-                }
-            }
-        });
+    for run in insert_runs(items) {
+        match run {
+            InsertRun::Bulk(run) => out.extend(insert_bulk(tx, run).await?),
+            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(tx, item).await?),
+        }
     }
     Ok(out)
+}
+
+/// One statement for the whole run: each statement costs a round trip to
+/// sqlx's SQLite worker thread, which dominated enqueue time item by item.
+async fn insert_bulk(
+    tx: &mut Transaction<'static, Sqlite>,
+    items: &[NewItem],
+) -> Result<Vec<Enqueued>> {
+    // Payloads travel as JSON strings so json_extract returns their exact text.
+    let rows: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!([i.task_type, i.work_unit_key, i.payload, i.tokens]))
+        .collect();
+    let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("enqueue_bulk.sql"))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+    // Ids were assigned in input order; RETURNING's order is not promised.
+    ids.sort_unstable();
+    Ok(ids
+        .into_iter()
+        .map(|id| Enqueued {
+            id,
+            duplicate: false,
+        })
+        .collect())
+}
+
+async fn insert_deduplicated(
+    tx: &mut Transaction<'static, Sqlite>,
+    item: &NewItem,
+) -> Result<Enqueued> {
+    let inserted = sqlx::query(include_str!("enqueue.sql"))
+        .bind(&item.task_type)
+        .bind(&item.work_unit_key)
+        .bind(&item.payload)
+        .bind(i64::from(item.tokens))
+        .bind(&item.dedupe_key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match inserted {
+        Some(row) => Enqueued {
+            id: row.get(0),
+            duplicate: false,
+        },
+        None => Enqueued {
+            id: sqlx::query_scalar(include_str!("find_duplicate.sql"))
+                .bind(&item.task_type)
+                .bind(&item.dedupe_key)
+                .fetch_one(&mut **tx)
+                .await?,
+            duplicate: true,
+        },
+    })
 }
 
 /// Records a failure on the items in flight under `claim`, dead-letters the
@@ -480,10 +514,24 @@ impl Store for SqliteStore {
         let claimed_units = sqlx::query_scalar(include_str!("claimed_units.sql"))
             .fetch_one(&self.pool)
             .await?;
+        let workers = sqlx::query(include_str!("workers.sql"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| WorkerStatus {
+                id: row.get(0),
+                host_name: row.get(1),
+                pid: row.get(2),
+                version: row.get(3),
+                started_at_ms: row.get(4),
+                last_seen_ms: row.get(5),
+            })
+            .collect();
         Ok(Status {
             now_ms,
             depths,
             claimed_units,
+            workers,
         })
     }
 

@@ -115,11 +115,11 @@ fn one_bad_json_line_enqueues_nothing_and_names_the_line() {
         (
             concat!(
                 r#"{"task_type":"echo","work_unit_key":"k","payload":1}"#,
-                "\n",
+                "\n\n",
                 r#"{"task_type":"echo","work_unit_key":" ","payload":1}"#,
                 "\n"
             ),
-            "line 2: work_unit_key is empty",
+            "line 3: work_unit_key is empty",
         ),
         (
             r#"{"task_type":"echo","work_unit_key":"k","payload":1,"extra":true}"#,

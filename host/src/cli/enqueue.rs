@@ -21,10 +21,10 @@ pub struct EnqueueArgs {
     #[arg(long, requires_all = ["key", "payload"])]
     task: Option<String>,
     /// The work unit key.
-    #[arg(long)]
+    #[arg(long, requires = "task")]
     key: Option<String>,
     /// The JSON payload.
-    #[arg(long)]
+    #[arg(long, requires = "task")]
     payload: Option<String>,
     /// A size hint for batching.
     #[arg(long, default_value_t = 0)]
@@ -35,7 +35,8 @@ pub struct EnqueueArgs {
 }
 
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let (items, from_stdin) = match &args.task {
+    // Where each item came from, for error messages: its stdin line number.
+    let (items, line_numbers) = match &args.task {
         Some(task) => (
             vec![NewItem {
                 task_type: task.clone(),
@@ -44,30 +45,37 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
                 tokens: args.tokens,
                 dedupe_key: args.dedupe_key.clone(),
             }],
-            false,
+            None,
         ),
-        None => (read_lines(std::io::stdin().lock())?, true),
+        None => {
+            let (items, lines) = read_lines(std::io::stdin().lock())?;
+            (items, Some(lines))
+        }
     };
     if items.is_empty() {
         bail!("no items on stdin; pass JSON lines, or use --task, --key and --payload");
     }
     let store = args.database.open().await?;
-    let enqueued = store.enqueue(&items).await.map_err(|err| match err {
-        // Name the line, not the index, when the items came from stdin.
-        StoreError::InvalidItem { index, reason } if from_stdin => {
-            anyhow::anyhow!("line {}: {reason}; nothing was enqueued", index + 1)
-        }
-        other => other.into(),
-    })?;
+    let enqueued = store
+        .enqueue(&items)
+        .await
+        .map_err(|err| match (err, &line_numbers) {
+            // Name the line, not the index, when the items came from stdin.
+            (StoreError::InvalidItem { index, reason }, Some(lines)) => {
+                anyhow::anyhow!("line {}: {reason}; nothing was enqueued", lines[index])
+            }
+            (other, _) => other.into(),
+        })?;
     for e in &enqueued {
         println!("{}", serde_json::to_string(e)?);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses JSON lines (blank lines skipped); the first bad line is an error.
-fn read_lines(input: impl BufRead) -> anyhow::Result<Vec<NewItem>> {
-    let mut items = Vec::new();
+/// Parses JSON lines (blank lines skipped) into items and their line
+/// numbers; the first bad line is an error.
+fn read_lines(input: impl BufRead) -> anyhow::Result<(Vec<NewItem>, Vec<usize>)> {
+    let (mut items, mut line_numbers) = (Vec::new(), Vec::new());
     for (n, line) in input.lines().enumerate() {
         let line = line.context("cannot read stdin")?;
         if line.trim().is_empty() {
@@ -76,6 +84,7 @@ fn read_lines(input: impl BufRead) -> anyhow::Result<Vec<NewItem>> {
         let item: NewItem = serde_json::from_str(&line)
             .with_context(|| format!("line {}: not a valid item; nothing was enqueued", n + 1))?;
         items.push(item);
+        line_numbers.push(n + 1);
     }
-    Ok(items)
+    Ok((items, line_numbers))
 }

@@ -298,8 +298,9 @@ pub trait Store: Send + Sync + 'static {
     /// the items it had in flight. Returns how many claims were reaped.
     async fn reap(&self, policies: &RetryPolicies) -> Result<u64>;
 
-    /// Records a host process (again, after a restart with the same id); its
-    /// heartbeats then keep `last_seen` current.
+    /// Records a host process; its heartbeats then keep `last_seen` current.
+    /// Claims still held under the same id (an earlier run that died) are
+    /// expired for the reaper, so a restart never renews its own stale claims.
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
 
     async fn dead_list(&self, filter: Option<&DeadFilter>, limit: u32) -> Result<Vec<DeadItem>>;
@@ -327,9 +328,11 @@ pub trait Store: Send + Sync + 'static {
 /// Wakes an idle host when items are enqueued, from any process.
 #[async_trait::async_trait]
 pub trait WorkSignal: Send {
-    /// Waits for the next enqueue and returns its task type. After a
-    /// connection loss it reconnects and may return spuriously: callers treat
-    /// every return as "look for work now", never as a promise of work.
+    /// Waits for the next enqueue and returns its task type. Notifications
+    /// are a hint, not a promise: they are database-wide (another deployment
+    /// in another schema wakes this one too) and those sent while the listener
+    /// was reconnecting are lost, so callers treat every return as "look for
+    /// work now" and keep polling as the fallback.
     async fn next(&mut self) -> Result<String>;
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Claims take unit rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
 //! on any number of hosts pass each other instead of queueing, and never hold
-//! the same unit. Fenced writes lock their unit row first (`FOR UPDATE`), so a
-//! reaper and a late worker can never both act on one claim. Leases and backoff
+//! the same unit. Fenced writes lock their unit row first (`FOR UPDATE`, or
+//! `FOR SHARE` when fetching a batch), so a reaper and a late worker can never
+//! both act on one claim. Leases and backoff
 //! are judged by the database's clock (`sluice_now_ms()`), the one clock every
 //! host shares. Enqueues `NOTIFY sluice_items` so idle hosts wake at once.
 
@@ -25,11 +26,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 const REAP_BATCH: i64 = 100;
 
 /// Claims, fetches, heartbeats, releases, failures and reaps commit without
-/// waiting for the WAL flush: a database crash can lose only the last few of
-/// them, and every one of those is recovered by the lease machinery (a lost
-/// claim expires, its fenced writes fail, the items are claimed again). What a
-/// producer or a handler was promised (enqueues, completions, dead-letter
-/// retries) commits durably. On a disk with 4 ms `fdatasync` this is the
+/// waiting for the WAL flush. A database crash can lose only the last few of
+/// them, and the lease machinery absorbs each loss: a lost claim expires and
+/// its fenced writes fail; a lost release is reaped, costing one spurious
+/// attempt; a lost failure loses its attempt count, so a poison item gets one
+/// more try. What a producer or a handler was promised (enqueues, completions,
+/// dead-letter retries) commits durably. With a 4 ms `fdatasync` this is the
 /// difference between one flush per item batch and four.
 const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 
@@ -181,28 +183,35 @@ async fn insert_deduplicated(
     tx: &mut Transaction<'static, Postgres>,
     item: &NewItem,
 ) -> Result<Enqueued> {
-    let inserted = sqlx::query(include_str!("enqueue.sql"))
-        .bind(&item.task_type)
-        .bind(&item.work_unit_key)
-        .bind(&item.payload)
-        .bind(i64::from(item.tokens))
-        .bind(&item.dedupe_key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match inserted {
-        Some(row) => Enqueued {
-            id: row.get(0),
-            duplicate: false,
-        },
-        None => Enqueued {
-            id: sqlx::query_scalar(include_str!("find_duplicate.sql"))
-                .bind(&item.task_type)
-                .bind(&item.dedupe_key)
-                .fetch_one(&mut **tx)
-                .await?,
-            duplicate: true,
-        },
-    })
+    // The pending original can finish between the insert that found it and
+    // the lookup of its id; then the key is free and the insert is retried.
+    loop {
+        let inserted: Option<i64> = sqlx::query_scalar(include_str!("enqueue.sql"))
+            .bind(&item.task_type)
+            .bind(&item.work_unit_key)
+            .bind(&item.payload)
+            .bind(i64::from(item.tokens))
+            .bind(&item.dedupe_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(id) = inserted {
+            return Ok(Enqueued {
+                id,
+                duplicate: false,
+            });
+        }
+        let original: Option<i64> = sqlx::query_scalar(include_str!("find_duplicate.sql"))
+            .bind(&item.task_type)
+            .bind(&item.dedupe_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(id) = original {
+            return Ok(Enqueued {
+                id,
+                duplicate: true,
+            });
+        }
+    }
 }
 
 /// Records a failure on the items in flight under `claim`, dead-letters the
@@ -486,13 +495,19 @@ impl Store for PostgresStore {
     }
 
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("register_worker.sql"))
             .bind(&worker.id)
             .bind(&worker.host_name)
             .bind(i64::from(worker.pid))
             .bind(&worker.version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(include_str!("abandon_claims.sql"))
+            .bind(&worker.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

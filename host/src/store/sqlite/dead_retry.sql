@@ -1,6 +1,12 @@
+-- Items whose dedupe key a pending item now holds stay dead (retrying them
+-- would duplicate that item).
 UPDATE sluice_items
    SET state = 'pending', attempts = 0, claim_seq = NULL, finished_at_ms = NULL
  WHERE state = 'dead'
    AND (?1 IS NULL OR id = ?1)
    AND (?2 IS NULL OR task_type = ?2)
    AND (?3 IS NULL OR work_unit_key = ?3)
+   AND (dedupe_key IS NULL
+        OR NOT EXISTS (SELECT 1 FROM sluice_items p
+                        WHERE p.state = 'pending' AND p.task_type = sluice_items.task_type
+                          AND p.dedupe_key = sluice_items.dedupe_key))

@@ -131,28 +131,35 @@ async fn insert_deduplicated(
     tx: &mut Transaction<'static, Sqlite>,
     item: &NewItem,
 ) -> Result<Enqueued> {
-    let inserted = sqlx::query(include_str!("enqueue.sql"))
-        .bind(&item.task_type)
-        .bind(&item.work_unit_key)
-        .bind(&item.payload)
-        .bind(i64::from(item.tokens))
-        .bind(&item.dedupe_key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match inserted {
-        Some(row) => Enqueued {
-            id: row.get(0),
-            duplicate: false,
-        },
-        None => Enqueued {
-            id: sqlx::query_scalar(include_str!("find_duplicate.sql"))
-                .bind(&item.task_type)
-                .bind(&item.dedupe_key)
-                .fetch_one(&mut **tx)
-                .await?,
-            duplicate: true,
-        },
-    })
+    // The pending original can finish between the insert that found it and
+    // the lookup of its id; then the key is free and the insert is retried.
+    loop {
+        let inserted: Option<i64> = sqlx::query_scalar(include_str!("enqueue.sql"))
+            .bind(&item.task_type)
+            .bind(&item.work_unit_key)
+            .bind(&item.payload)
+            .bind(i64::from(item.tokens))
+            .bind(&item.dedupe_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(id) = inserted {
+            return Ok(Enqueued {
+                id,
+                duplicate: false,
+            });
+        }
+        let original: Option<i64> = sqlx::query_scalar(include_str!("find_duplicate.sql"))
+            .bind(&item.task_type)
+            .bind(&item.dedupe_key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(id) = original {
+            return Ok(Enqueued {
+                id,
+                duplicate: true,
+            });
+        }
+    }
 }
 
 /// Records a failure on the items in flight under `claim`, dead-letters the
@@ -435,13 +442,19 @@ impl Store for SqliteStore {
     }
 
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        let mut tx = self.immediate().await?;
         sqlx::query(include_str!("register_worker.sql"))
             .bind(&worker.id)
             .bind(&worker.host_name)
             .bind(i64::from(worker.pid))
             .bind(&worker.version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(include_str!("abandon_claims.sql"))
+            .bind(&worker.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -143,3 +143,47 @@ CREATE TRIGGER sluice_items_updated
     AFTER UPDATE ON sluice_items
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION sluice_items_updated();
+
+-- A producer may delete pending items it no longer wants done.
+CREATE FUNCTION sluice_items_deleted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    WITH delta AS (
+        SELECT task_type, work_unit_key, count(*) AS n, sum(tokens) AS tokens
+          FROM removed
+         WHERE state = 'pending'
+         GROUP BY task_type, work_unit_key
+    )
+    UPDATE sluice_units u
+       SET pending_count = u.pending_count - d.n,
+           pending_tokens = u.pending_tokens - d.tokens,
+           oldest_pending_ms = (SELECT i.created_at_ms FROM sluice_items i
+                                 WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                                   AND i.state = 'pending'
+                                 ORDER BY i.id LIMIT 1)
+      FROM delta d
+     WHERE u.task_type = d.task_type AND u.work_unit_key = d.work_unit_key;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER sluice_items_deleted
+    AFTER DELETE ON sluice_items
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION sluice_items_deleted();
+
+-- An item's unit and size are fixed once enqueued: the unit rows count them.
+CREATE FUNCTION sluice_items_immutable() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'sluice_items.task_type, work_unit_key and tokens cannot change once enqueued (item %); delete the item and enqueue a new one', OLD.id;
+END
+$$;
+
+CREATE TRIGGER sluice_items_immutable
+    BEFORE UPDATE OF task_type, work_unit_key, tokens ON sluice_items
+    FOR EACH ROW
+    WHEN (OLD.task_type IS DISTINCT FROM NEW.task_type
+          OR OLD.work_unit_key IS DISTINCT FROM NEW.work_unit_key
+          OR OLD.tokens IS DISTINCT FROM NEW.tokens)
+    EXECUTE FUNCTION sluice_items_immutable();

@@ -101,3 +101,26 @@ BEGIN
            oldest_pending_ms = min(coalesce(oldest_pending_ms, excluded.oldest_pending_ms),
                                    excluded.oldest_pending_ms);
 END;
+
+-- A producer may delete pending items it no longer wants done.
+CREATE TRIGGER sluice_items_deleted AFTER DELETE ON sluice_items
+    WHEN OLD.state = 'pending'
+BEGIN
+    UPDATE sluice_units
+       SET pending_count = pending_count - 1,
+           pending_tokens = pending_tokens - OLD.tokens,
+           oldest_pending_ms = (SELECT i.created_at_ms FROM sluice_items i
+                                 WHERE i.task_type = OLD.task_type AND i.work_unit_key = OLD.work_unit_key
+                                   AND i.state = 'pending'
+                                 ORDER BY i.id LIMIT 1)
+     WHERE task_type = OLD.task_type AND work_unit_key = OLD.work_unit_key;
+END;
+
+-- An item's unit and size are fixed once enqueued: the unit rows count them.
+CREATE TRIGGER sluice_items_immutable BEFORE UPDATE OF task_type, work_unit_key, tokens ON sluice_items
+    WHEN OLD.task_type IS NOT NEW.task_type
+      OR OLD.work_unit_key IS NOT NEW.work_unit_key
+      OR OLD.tokens IS NOT NEW.tokens
+BEGIN
+    SELECT RAISE(ABORT, 'sluice_items.task_type, work_unit_key and tokens cannot change once enqueued; delete the item and enqueue a new one');
+END;

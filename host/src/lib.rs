@@ -7,10 +7,17 @@
 //!
 //! - [`runtime`]: the wasmtime engine, the plugin registry and one sandboxed call.
 //! - [`imports`]: everything a guest may call on the host.
+//! - [`store`]: the durable queue, on SQLite or Postgres.
+//! - [`worker`]: the running host: the pool, heartbeat, reaper and shutdown.
+//! - [`api`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`config`]: one typed configuration from `sluice.toml` and `SLUICE_*`.
 //! - [`cli`]: the `sluice` command line.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod imports;
 pub mod runtime;
 pub mod store;
+pub mod worker;

@@ -5,6 +5,7 @@
 //! not succeed), 2 means the command could not run (bad arguments, bad input).
 
 mod bench;
+mod config;
 mod database;
 mod dead;
 mod enqueue;
@@ -12,6 +13,7 @@ mod exec;
 mod logging;
 mod migrate;
 mod plugins;
+mod run;
 mod status;
 
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host: claim work units and process them with the plugins.
+    Run(run::RunArgs),
+    /// Print the effective configuration, secrets redacted.
+    Config(config::ShowConfigArgs),
     /// Work with task plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -56,6 +62,8 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Config(args) => config::run(args).await,
         Command::Plugins(command) => plugins::run(command).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
@@ -70,5 +78,15 @@ pub async fn run() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -59,7 +59,7 @@ impl Cancellation {
     }
 
     /// Resolves with the reason once cancelled; never if the canceller is gone.
-    async fn cancelled(mut self) -> String {
+    pub async fn cancelled(mut self) -> String {
         let reason = self
             .0
             .wait_for(Option::is_some)

@@ -2,6 +2,7 @@
 //! a runtime per test, work items and call requests, and outbound stand-ins.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod host;
 pub mod stores;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,110 @@
+//! The host's small HTTP listener: `/healthz`, `/readyz` and `/metrics`.
+//!
+//! - `/healthz` is liveness: 200 while the claim loop and the heartbeat keep
+//!   ticking, 503 when either has stalled for `stall_after` (restart me).
+//! - `/readyz` is readiness: 200 when the database answers with a current
+//!   schema, plugins are loaded and the host is not shutting down.
+//! - `/metrics` is Prometheus text ([`metrics`]).
+//!
+//! Each answers with a small JSON body saying why, for the human reading it.
+
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::worker::{Host, Phase};
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct Api {
+    host: Host,
+    stall_after: Duration,
+    queue: metrics::QueueGauges,
+}
+
+/// Binds `addr` (so a taken port fails at start, with the address in the
+/// error) and serves until the process ends.
+pub async fn bind(
+    addr: SocketAddr,
+    host: Host,
+    stall_after: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await.map_err(|err| {
+        anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {err}; set `listen` to a free address or \"off\"")
+    })?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(serve_metrics))
+        .with_state(Api {
+            host,
+            stall_after,
+            queue: metrics::QueueGauges::default(),
+        });
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "the health and metrics listener stopped");
+        }
+    });
+    tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
+    Ok(bound)
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    let report = api.host.health().report(api.stall_after);
+    let status = if report.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report)).into_response()
+}
+
+async fn readyz(State(api): State<Api>) -> Response {
+    let health = api.host.health();
+    let database =
+        match tokio::time::timeout(READY_TIMEOUT, api.host.store().pending_migrations()).await {
+            Ok(Ok(0)) => Ok(()),
+            Ok(Ok(pending)) => Err(format!(
+                "{pending} migrations pending; run `sluice migrate`"
+            )),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+        };
+    let phase = api.host.phase();
+    let ready = database.is_ok() && health.plugins() > 0 && phase == Phase::Running;
+    let body = json!({
+        "ready": ready,
+        "database": database.err().unwrap_or_else(|| "ok".into()),
+        "plugins": health.plugins(),
+        "shutting_down": phase != Phase::Running,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn serve_metrics(State(api): State<Api>) -> Response {
+    api.queue.refresh(api.host.store().as_ref()).await;
+    metrics::set_units_in_flight(api.host.units_in_flight());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,114 @@
+//! `sluice run`: the host. Loads and checks the configuration, the database
+//! and the plugins (any problem stops it before it claims anything), then runs
+//! the pool and the health listener until SIGTERM or SIGINT.
+//!
+//! The first signal drains: no new claims, running units get
+//! `shutdown_grace` to finish, then are cancelled and released without an
+//! attempt. A second signal exits at once (the leases then expire and the
+//! reaper, here or on another host, counts an attempt).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::database::{self, DatabaseArgs};
+use crate::api;
+use crate::imports::DenyAll;
+use crate::runtime::{Registry, Runtime, RuntimeConfig};
+use crate::store::WorkerInfo;
+use crate::worker::{Host, HostParts, shutdown};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = args.database.load_config()?;
+    config.check_plugins_dir()?;
+    let listen = config.listen_addr()?;
+    api::metrics::install();
+
+    let store = database::open(&config).await?;
+    let runtime = Runtime::new(RuntimeConfig {
+        slots: config.slots,
+        max_memory_bytes: config.max_memory_bytes(),
+        cache_dir: config
+            .cache_dir
+            .clone()
+            .or_else(crate::runtime::engine::default_cache_dir),
+        ..RuntimeConfig::default()
+    })?;
+    let registry = Registry::load(&runtime, &config.plugins_dir)
+        .await
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+            anyhow::anyhow!("cannot load the plugins:\n{}", lines.join("\n"))
+        })?;
+    if registry.plugins().is_empty() {
+        anyhow::bail!(
+            "no plugins in {}: build them for wasm32-wasip2 and copy the .wasm files there",
+            config.plugins_dir.display()
+        );
+    }
+    for plugin in registry.plugins() {
+        tracing::info!(
+            plugin = %plugin.name,
+            version = %plugin.version,
+            mode = plugin.mode.as_str(),
+            task_types = ?plugin.task_types,
+            "plugin loaded"
+        );
+    }
+
+    let stall_after = config.stall_after;
+    let grace = config.shutdown_grace;
+    let host = Host::start(HostParts {
+        config: Arc::new(config),
+        store,
+        registry: Arc::new(registry),
+        outbound: Arc::new(DenyAll),
+        worker: this_process(),
+    })
+    .await?;
+    if let Some(addr) = listen {
+        api::bind(addr, host.clone(), stall_after).await?;
+    }
+
+    shutdown::first_signal()
+        .await
+        .context("cannot wait for signals")?;
+    tracing::info!(grace = ?grace, "shutting down: finishing running units (signal again to exit at once)");
+    tokio::select! {
+        () = host.shutdown(grace) => Ok(ExitCode::SUCCESS),
+        () = shutdown::second_signal() => {
+            tracing::warn!("second signal: exiting now; the leases of running units will expire");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// This process, for the workers table. The id is unique per run, so a
+/// restarted host never mistakes an earlier run's claims for its own.
+fn this_process() -> WorkerInfo {
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let pid = std::process::id();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    WorkerInfo {
+        id: format!("{host_name}:{pid}:{started}"),
+        host_name,
+        pid,
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}

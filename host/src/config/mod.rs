@@ -1,0 +1,326 @@
+//! One typed configuration for every verb, from `sluice.toml` and `SLUICE_*`
+//! environment variables, validated before anything starts.
+//!
+//! Sources, later ones winning: built-in defaults, the file (`--config FILE`,
+//! or `./sluice.toml` when it exists), then environment variables. Nested keys
+//! use `__` in variable names: `SLUICE_SLOTS=4`, `SLUICE_DEFAULTS__TIMEOUT=30s`,
+//! `SLUICE_TASKS__SUMMARY__MAX_ATTEMPTS=3`. Only variables whose first segment
+//! names a top-level key are read, so `SLUICE_LOG` and friends stay the CLI's.
+//!
+//! An unknown key in the file, a value of the wrong type or out of range, and a
+//! missing plugins folder each stop the host with an error naming the key.
+//! Durations are written like `500ms`, `30s` or `10m`.
+
+mod task;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use task::{TaskSection, TaskSettings};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "sluice.toml";
+
+/// The whole configuration. Field docs are the reference the README points to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    pub database_url: String,
+    /// Refuse to start while a database migration is pending, instead of applying it.
+    pub require_migrated: bool,
+    /// The folder of `.wasm` task plugins.
+    pub plugins_dir: PathBuf,
+    /// Where compiled plugins are cached; unset means `~/.cache/sluice/compiled`.
+    pub cache_dir: Option<PathBuf>,
+    /// Units processed at once by this process.
+    pub slots: u32,
+    /// How long a claim lives without a heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How often this process extends its leases; must be well under `lease`.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How often this process expires other processes' dead leases.
+    #[serde(with = "humantime_serde")]
+    pub reaper_interval: Duration,
+    /// The longest an idle claim loop sleeps before looking for work again.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long one unit may keep its slot while it still has ready items;
+    /// after that it is released so other units get their turn.
+    #[serde(with = "humantime_serde")]
+    pub fair_share: Duration,
+    /// How long running units may finish after SIGTERM before they are cancelled.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Largest payload `enqueue` accepts, in bytes.
+    pub max_payload_bytes: usize,
+    /// Database connections per process.
+    pub max_connections: u32,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `"off"` disables it.
+    pub listen: String,
+    /// `/healthz` fails when the claim loop or the heartbeat has not ticked for this long.
+    #[serde(with = "humantime_serde")]
+    pub stall_after: Duration,
+    /// Settings for every task type without its own value in `[tasks.<type>]`.
+    pub defaults: TaskSettings,
+    /// Per-task-type overrides, keyed by task type.
+    pub tasks: BTreeMap<String, TaskSection>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://sluice.db".into(),
+            require_migrated: false,
+            plugins_dir: "plugins".into(),
+            cache_dir: None,
+            slots: 8,
+            lease: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            reaper_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(2),
+            fair_share: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
+            max_connections: 16,
+            listen: "127.0.0.1:9464".into(),
+            stall_after: Duration::from_secs(60),
+            defaults: TaskSettings::default(),
+            tasks: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the configuration file {0} does not exist; pass an existing file to --config")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    #[error("invalid configuration: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Top-level keys, for picking this program's environment variables out of
+/// the `SLUICE_` namespace.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "database_url",
+    "require_migrated",
+    "plugins_dir",
+    "cache_dir",
+    "slots",
+    "lease",
+    "heartbeat_interval",
+    "reaper_interval",
+    "poll_interval",
+    "fair_share",
+    "shutdown_grace",
+    "max_payload_bytes",
+    "max_connections",
+    "listen",
+    "stall_after",
+    "defaults",
+    "tasks",
+];
+
+impl Config {
+    /// Reads `file` (or `./sluice.toml` when `None` and it exists) and the
+    /// environment, then checks every value.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        let env = Env::prefixed("SLUICE_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            TOP_LEVEL_KEYS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(top))
+        });
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|err| ConfigError::Parse(Box::new(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range and consistency checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::invalid(
+                "database_url",
+                format!(
+                    "`{}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB",
+                    crate::store::redact(&self.database_url)
+                ),
+            ));
+        }
+        if !(1..=4096).contains(&self.slots) {
+            return Err(ConfigError::invalid(
+                "slots",
+                format!("must be between 1 and 4096, got {}", self.slots),
+            ));
+        }
+        at_least("lease", self.lease, Duration::from_secs(1))?;
+        at_least(
+            "heartbeat_interval",
+            self.heartbeat_interval,
+            Duration::from_millis(50),
+        )?;
+        if self.heartbeat_interval * 2 > self.lease {
+            return Err(ConfigError::invalid(
+                "heartbeat_interval",
+                format!(
+                    "{} is more than half the lease ({}): a single late heartbeat would lose every claim; lower it or raise `lease`",
+                    humantime::format_duration(self.heartbeat_interval),
+                    humantime::format_duration(self.lease)
+                ),
+            ));
+        }
+        at_least(
+            "reaper_interval",
+            self.reaper_interval,
+            Duration::from_millis(50),
+        )?;
+        at_least(
+            "poll_interval",
+            self.poll_interval,
+            Duration::from_millis(10),
+        )?;
+        at_least("fair_share", self.fair_share, Duration::from_millis(1))?;
+        at_least("stall_after", self.stall_after, Duration::from_secs(1))?;
+        if self.max_payload_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "max_payload_bytes",
+                "must be positive",
+            ));
+        }
+        if self.max_connections < 2 {
+            return Err(ConfigError::invalid(
+                "max_connections",
+                "must be at least 2 (the heartbeat needs one of its own)",
+            ));
+        }
+        self.listen_addr()?;
+        self.defaults.validate("defaults")?;
+        for (task_type, section) in &self.tasks {
+            let key = format!("tasks.{task_type}");
+            if task_type.is_empty() {
+                return Err(ConfigError::invalid(key, "a task type cannot be empty"));
+            }
+            section.resolve(&self.defaults).validate(&key)?;
+        }
+        Ok(())
+    }
+
+    /// The address of the health and metrics listener, `None` when `"off"`.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.listen == "off" {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            ConfigError::invalid(
+                "listen",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:9464 (or \"off\")",
+                    self.listen
+                ),
+            )
+        })
+    }
+
+    /// Checks that the plugins folder exists; only the verbs that load plugins ask.
+    pub fn check_plugins_dir(&self) -> Result<(), ConfigError> {
+        if self.plugins_dir.is_dir() {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                "plugins_dir",
+                format!(
+                    "{} is not a folder: create it and put .wasm plugins in it, or point `plugins_dir` elsewhere",
+                    self.plugins_dir.display()
+                ),
+            ))
+        }
+    }
+
+    /// The effective settings for `task_type`.
+    pub fn task(&self, task_type: &str) -> TaskSettings {
+        match self.tasks.get(task_type) {
+            Some(section) => section.resolve(&self.defaults),
+            None => self.defaults.clone(),
+        }
+    }
+
+    /// The largest memory limit of any task type, in bytes: what each slot of
+    /// the instance pool must be able to hold.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.tasks
+            .values()
+            .map(|section| section.resolve(&self.defaults).memory_mib)
+            .chain([self.defaults.memory_mib])
+            .max()
+            .unwrap_or(self.defaults.memory_mib)
+            << 20
+    }
+
+    /// This configuration with secrets replaced by `***`, for printing.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        shown.database_url = crate::store::redact(&self.database_url);
+        for section in shown.tasks.values_mut() {
+            for (key, value) in section.config.iter_mut() {
+                if task::looks_secret(key) {
+                    *value = "***".into();
+                }
+            }
+        }
+        shown
+    }
+}
+
+fn at_least(key: &str, value: Duration, min: Duration) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be at least {}, got {}",
+                humantime::format_duration(min),
+                humantime::format_duration(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

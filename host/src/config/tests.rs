@@ -1,0 +1,134 @@
+//! What an operator sees from the loader: files and variables merged in the
+//! documented order, and every mistake named by its key.
+
+use std::time::Duration;
+
+use super::{Config, ConfigError};
+
+/// Loads `toml` as `./sluice.toml` with `vars` as the only `SLUICE_*`
+/// variables, inside a figment `Jail` (its own working directory, and a lock so
+/// tests that touch the environment run one at a time).
+#[allow(clippy::result_large_err)] // figment's `Jail` closure signature is fixed
+fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut result = None;
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("plugins")?;
+        jail.create_file("sluice.toml", toml)?;
+        for (key, value) in vars {
+            jail.set_env(key, value);
+        }
+        result = Some(Config::load(None));
+        Ok(())
+    });
+    result.expect("the jail ran")
+}
+
+fn message(result: Result<Config, ConfigError>) -> String {
+    result.expect_err("the config is refused").to_string()
+}
+
+#[test]
+fn defaults_match_the_documentation() {
+    let config = load("", &[]).unwrap();
+    assert_eq!(config.database_url, "sqlite://sluice.db");
+    assert_eq!(config.slots, 8);
+    assert_eq!(config.lease, Duration::from_secs(30));
+    assert_eq!(config.reaper_interval, Duration::from_secs(10));
+    assert_eq!(config.defaults.timeout, Duration::from_secs(600));
+    assert_eq!(config.listen, "127.0.0.1:9464");
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_task_sections_override_defaults() {
+    let config = load(
+        r#"
+        slots = 2
+        lease = "45s"
+        [defaults]
+        max_attempts = 7
+        [tasks.summary]
+        timeout = "20s"
+        config = { api_mode = "fast" }
+        "#,
+        &[
+            ("SLUICE_SLOTS", "3"),
+            ("SLUICE_DEFAULTS__TIMEOUT", "90s"),
+            ("SLUICE_TASKS__SUMMARY__MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.slots, 3);
+    assert_eq!(config.lease, Duration::from_secs(45));
+    let summary = config.task("summary");
+    assert_eq!(summary.timeout, Duration::from_secs(20));
+    assert_eq!(summary.max_attempts, 2);
+    let other = config.task("other");
+    assert_eq!(other.timeout, Duration::from_secs(90));
+    assert_eq!(other.max_attempts, 7);
+    assert_eq!(config.tasks["summary"].config["api_mode"], "fast");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = message(load("slotz = 3", &[]));
+    assert!(err.contains("slotz"), "{err}");
+    let err = message(load("[tasks.summary]\ntimeuot = \"1s\"", &[]));
+    assert!(err.contains("timeuot"), "{err}");
+}
+
+#[test]
+fn a_bad_value_is_named_with_its_key() {
+    let err = message(load("lease = \"soon\"", &[]));
+    assert!(err.contains("lease"), "{err}");
+    let err = message(load("", &[("SLUICE_SLOTS", "many")]));
+    assert!(
+        err.contains("SLOTS") && err.contains("environment"),
+        "{err}"
+    );
+    let err = message(load("slots = 0", &[]));
+    assert!(err.contains("`slots`"), "{err}");
+    let err = message(load("[tasks.summary]\nmax_attempts = 0", &[]));
+    assert!(err.contains("tasks.summary.max_attempts"), "{err}");
+    let err = message(load("lease = \"10s\"\nheartbeat_interval = \"8s\"", &[]));
+    assert!(err.contains("heartbeat_interval"), "{err}");
+    let err = message(load("listen = \"everywhere\"", &[]));
+    assert!(err.contains("listen"), "{err}");
+    let err = message(load("database_url = \"mysql://x\"", &[]));
+    assert!(err.contains("database_url"), "{err}");
+}
+
+#[test]
+fn a_missing_plugins_folder_is_named() {
+    let config = load("plugins_dir = \"/nonexistent/plugins\"", &[]).unwrap();
+    let err = config.check_plugins_dir().unwrap_err().to_string();
+    assert!(err.contains("plugins_dir") && err.contains("/nonexistent/plugins"));
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let err = Config::load(Some(std::path::Path::new("/nonexistent/sluice.toml")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/sluice.toml"), "{err}");
+}
+
+#[test]
+fn secrets_are_redacted_for_printing() {
+    let config = load(
+        r#"
+        database_url = "postgres://app:hunter2@db/queue"
+        [tasks.webhook.config]
+        url = "https://hooks.example.com/x"
+        signing_secret = "s3cr3t"
+        "#,
+        &[],
+    )
+    .unwrap();
+    let shown = toml::to_string(&config.redacted()).unwrap();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
+    assert!(shown.contains("https://hooks.example.com/x"), "{shown}");
+}

@@ -1,0 +1,275 @@
+//! Turning a call's outcome into the one fenced write it calls for, and
+//! getting that write through a flaky database.
+//!
+//! | outcome | write |
+//! |---|---|
+//! | `ok` | complete: output, items done, follow-ups enqueued |
+//! | `retryable`, `timeout`, `trap` | fail (retryable): an attempt, then backoff or dead letter |
+//! | `permanent`, `invalid-output` | fail (permanent): the head item is dead-lettered |
+//! | `trap(interrupt)` at shutdown | release: no attempt is counted |
+//! | `trap(interrupt)` after a lost claim | nothing: the claim belongs to someone else |
+//!
+//! Writes are retried with backoff while the database is unreachable, until
+//! they land, the claim is known to be lost, or the unit is cancelled. Every
+//! write is fenced by the claim, so retrying can never overwrite another host.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use super::unit::SHUTDOWN_REASON;
+use super::{Shared, TaskPlan};
+use crate::runtime::{CallOutcome, Cancellation, Output, TrapCause};
+use crate::store::{Claim, FailResult, Failure, NewItem, StoreError};
+
+/// Whether the unit task goes on with the unit's next batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    Continue,
+    Stop,
+}
+
+/// Commits `outcome` for the items `ids` fetched under `claim`.
+pub(crate) async fn outcome(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    ids: &[i64],
+    outcome: Result<CallOutcome, String>,
+    cancel: &Cancellation,
+) -> Next {
+    let kind = match &outcome {
+        Ok(outcome) => outcome.kind(),
+        Err(_) => "call-error",
+    };
+    metrics::counter!("sluice_outcomes_total", "task_type" => claim.task_type.clone(), "outcome" => kind)
+        .increment(1);
+    let failure = match outcome {
+        Ok(CallOutcome::Ok(output)) => {
+            return complete(shared, claim, plan, ids, output, cancel).await;
+        }
+        Ok(CallOutcome::Retryable { message }) => Failure::Retryable(message),
+        Ok(CallOutcome::Permanent { message }) => Failure::Permanent(message),
+        Ok(CallOutcome::Timeout { timeout_ms }) => Failure::Retryable(format!(
+            "timed out: the call was still running at its {timeout_ms} ms deadline"
+        )),
+        Ok(CallOutcome::Trap {
+            cause: TrapCause::Interrupt,
+            message,
+        }) => {
+            interrupted(shared, claim, &message).await;
+            return Next::Stop;
+        }
+        Ok(CallOutcome::Trap { cause, message }) => {
+            Failure::Retryable(format!("trap ({}): {message}", trap_name(cause)))
+        }
+        Ok(CallOutcome::InvalidOutput { reason }) => {
+            Failure::Permanent(format!("invalid output: {reason}"))
+        }
+        Err(err) => Failure::Retryable(format!("the call could not be made: {err}")),
+    };
+    fail(shared, claim, plan, failure, cancel).await;
+    Next::Stop
+}
+
+async fn complete(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    ids: &[i64],
+    output: Output,
+    cancel: &Cancellation,
+) -> Next {
+    let follow_up: Vec<NewItem> = output
+        .enqueue
+        .into_iter()
+        .map(|item| NewItem {
+            task_type: item.task_type,
+            work_unit_key: item.work_unit_key,
+            payload: item.payload.get().to_string(),
+            tokens: 0,
+            dedupe_key: None,
+        })
+        .collect();
+    let output = output.output.as_ref().map(|raw| raw.get());
+    let mut tries = 0;
+    let written = persist(shared, cancel, || {
+        tries += 1;
+        shared.store.complete(claim, ids, output, &follow_up)
+    })
+    .await;
+    match written {
+        Ok(()) => {
+            committed(claim, "ok");
+            tracing::debug!("items done");
+            Next::Continue
+        }
+        // A retry after a commit whose reply was lost finds the items done.
+        Err(Stop::Store(StoreError::NotInFlight(_))) if tries > 1 => {
+            committed(claim, "ok");
+            Next::Continue
+        }
+        Err(Stop::Store(StoreError::InvalidItem { index, reason })) => {
+            let failure = Failure::Permanent(format!(
+                "the plugin asked to enqueue an invalid follow-up item {index}: {reason}"
+            ));
+            fail(shared, claim, plan, failure, cancel).await;
+            Next::Stop
+        }
+        Err(stop) => {
+            stopped(claim, &stop);
+            Next::Stop
+        }
+    }
+}
+
+async fn fail(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    failure: Failure,
+    cancel: &Cancellation,
+) {
+    let written = persist(shared, cancel, || {
+        shared.store.fail(claim, &failure, &plan.retry)
+    })
+    .await;
+    let error = match &failure {
+        Failure::Retryable(message) | Failure::Permanent(message) => message.as_str(),
+    };
+    match written {
+        Ok(FailResult::RetryAt(at_ms)) => {
+            committed(claim, "retry");
+            tracing::warn!(
+                error,
+                retry_at_ms = at_ms,
+                "attempt failed; the unit will be retried"
+            );
+        }
+        Ok(FailResult::DeadLettered(id)) => {
+            committed(claim, "dead");
+            tracing::error!(error, item = id, "item dead-lettered");
+        }
+        Err(stop) => stopped(claim, &stop),
+    }
+}
+
+/// The call was cancelled: by shutdown (give the unit back, no attempt) or
+/// because the claim was lost (nothing of ours to write).
+async fn interrupted(shared: &Shared, claim: &Claim, message: &str) {
+    if shared.running.cancelled(claim).as_deref() == Some(SHUTDOWN_REASON) {
+        tracing::info!("call cancelled at shutdown; releasing the unit without an attempt");
+        release(shared, claim).await;
+        return;
+    }
+    tracing::warn!(reason = message, "call cancelled: the claim was lost");
+    committed(claim, "lost-claim");
+    // If the claim is ours after all (the database came back before anyone
+    // reaped it), give it back now rather than leave it to the reaper. The
+    // fence makes this a no-op when it is not.
+    let _ = tokio::time::timeout(
+        shared.config.heartbeat_interval,
+        shared.store.release(claim),
+    )
+    .await;
+}
+
+/// Gives the unit back without counting an attempt. Runs even after the unit
+/// was cancelled (shutdown must not leave claims behind), bounded by the lease.
+pub(crate) async fn release(shared: &Shared, claim: &Claim) {
+    let never = Cancellation::never();
+    let released = tokio::time::timeout(
+        shared.config.lease,
+        persist(shared, &never, || shared.store.release(claim)),
+    )
+    .await;
+    match released {
+        Ok(Ok(())) => tracing::debug!("unit released"),
+        Ok(Err(stop)) => stopped(claim, &stop),
+        Err(_) => tracing::error!(
+            "cannot release the unit: the database did not answer within the lease; the reaper will"
+        ),
+    }
+}
+
+/// Why a write did not land.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    Store(StoreError),
+    /// The unit was cancelled (claim lost, lease expired, shutdown) while waiting.
+    Cancelled(String),
+}
+
+/// A write that did not land: the claim is gone, or the unit was cancelled
+/// while the database was unreachable. Either way the items stay as they were
+/// and the claim's owner (or the reaper) deals with them.
+pub(crate) fn stopped(claim: &Claim, stop: &Stop) {
+    match stop {
+        Stop::Store(StoreError::ClaimLost { .. }) => {
+            committed(claim, "lost-claim");
+            tracing::warn!(
+                "the claim was lost before the outcome was written; nothing was written"
+            );
+        }
+        Stop::Store(err) => {
+            tracing::error!(error = %err, "cannot write the outcome; nothing was written");
+        }
+        Stop::Cancelled(reason) => {
+            tracing::warn!(
+                reason,
+                "gave up writing the outcome; the items stay for whoever holds the unit"
+            );
+        }
+    }
+}
+
+/// Runs a store write until it lands, retrying with backoff while the database
+/// is unreachable. Gives up when the unit is cancelled.
+pub(crate) async fn persist<T, F, Fut>(
+    shared: &Shared,
+    cancel: &Cancellation,
+    mut write: F,
+) -> Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let attempt = tokio::select! {
+            written = tokio::time::timeout(shared.config.lease, write()) => written,
+            reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),
+        };
+        let err = match attempt {
+            Ok(Ok(value)) => {
+                shared.health.database(true);
+                return Ok(value);
+            }
+            Ok(Err(StoreError::Database(err))) => err.to_string(),
+            Ok(Err(err)) => return Err(Stop::Store(err)),
+            Err(_) => "the database did not answer within the lease".to_string(),
+        };
+        shared.health.database(false);
+        let wait = backoff.next_wait();
+        tracing::warn!(error = err, retry_in = ?wait, "database write failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),
+        }
+    }
+}
+
+fn committed(claim: &Claim, result: &'static str) {
+    metrics::counter!("sluice_commits_total", "task_type" => claim.task_type.clone(), "result" => result)
+        .increment(1);
+}
+
+fn trap_name(cause: TrapCause) -> &'static str {
+    match cause {
+        TrapCause::OutOfMemory => "out-of-memory",
+        TrapCause::StackOverflow => "stack-overflow",
+        TrapCause::Interrupt => "interrupt",
+        TrapCause::Unreachable => "unreachable",
+        TrapCause::Other => "other",
+    }
+}

@@ -1,0 +1,208 @@
+//! The running host: the pool of slots that process claimed work units, and the
+//! maintenance tasks that keep the queue honest while every slot is busy.
+//!
+//! [`Host::start`] spawns, each on its own tokio task:
+//! - the claim loop ([`pool`]), which claims only as many units as there are
+//!   free slots and starts one unit task ([`unit`]) per claim;
+//! - the heartbeat ([`heartbeat`]), which extends every lease this process
+//!   holds in one statement and cancels units whose claim was lost;
+//! - the reaper ([`reaper`]), which expires the leases of dead processes;
+//! - on Postgres, a listener that wakes the claim loop when work arrives.
+//!
+//! None of the maintenance tasks ever waits for a slot, so a pool whose every
+//! slot is stuck in a hung call still heartbeats, reaps and reports itself
+//! healthy or not ([`health`]). Shutdown is two-phase ([`Host::drain`],
+//! then cancellation after the grace period); see [`shutdown`].
+
+mod backoff;
+mod commit;
+mod guests;
+mod health;
+mod heartbeat;
+mod pool;
+mod reaper;
+mod running;
+pub mod shutdown;
+mod tasks;
+mod unit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::imports::Outbound;
+use crate::runtime::Registry;
+use crate::store::{Store, WorkerInfo};
+
+pub use health::{Health, HealthReport};
+pub use tasks::{TaskPlan, TaskPlans};
+
+use running::Running;
+
+/// Where the host is in its life. Moves only forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Claiming and processing.
+    Running,
+    /// Shutting down: no new claims or batches; running calls may finish.
+    Draining,
+    /// The grace period is over: running calls are cancelled and their units
+    /// released without counting an attempt.
+    Cancelling,
+}
+
+/// What the host is built from.
+pub struct HostParts {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub outbound: Arc<dyn Outbound>,
+    pub worker: WorkerInfo,
+}
+
+/// State every task of the host shares.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) outbound: Arc<dyn Outbound>,
+    pub(crate) worker: WorkerInfo,
+    pub(crate) plans: TaskPlans,
+    /// Where plugin calls run, apart from everything else.
+    pub(crate) guests: guests::GuestThreads,
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) running: Running,
+    pub(crate) health: Arc<Health>,
+    /// Wakes the claim loop: new work was signalled or a slot was freed.
+    pub(crate) wake: Notify,
+    pub(crate) phase: watch::Sender<Phase>,
+    /// Test and operator hook: while true the claim loop does not tick.
+    pub(crate) paused: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+}
+
+/// A started host: controls it and reads its health. Dropping it does not
+/// stop it; call [`Host::shutdown`].
+#[derive(Clone)]
+pub struct Host {
+    shared: Arc<Shared>,
+    tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl Host {
+    /// Registers this process as a worker and starts the claim loop and the
+    /// maintenance tasks. Fails only if the worker row cannot be written.
+    pub async fn start(parts: HostParts) -> anyhow::Result<Host> {
+        let plans = TaskPlans::new(&parts.config, &parts.registry)?;
+        parts
+            .store
+            .register_worker(&parts.worker)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot register this process as a worker: {err}"))?;
+        let guests = guests::GuestThreads::new(parts.config.slots)?;
+        let shared = Arc::new(Shared {
+            guests,
+            slots: Arc::new(Semaphore::new(parts.config.slots as usize)),
+            health: Arc::new(Health::new(parts.registry.plugins().len())),
+            config: parts.config,
+            store: parts.store,
+            outbound: parts.outbound,
+            worker: parts.worker,
+            plans,
+            running: Running::default(),
+            wake: Notify::new(),
+            phase: watch::channel(Phase::Running).0,
+            paused: watch::channel(false).0,
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(heartbeat::run(shared.clone()));
+        tasks.spawn(reaper::run(shared.clone()));
+        tasks.spawn(pool::listen_for_work(shared.clone()));
+        tasks.spawn(pool::run(shared.clone()));
+        tracing::info!(
+            worker = %shared.worker.id,
+            slots = shared.config.slots,
+            task_types = ?shared.plans.task_types().collect::<Vec<_>>(),
+            "host started"
+        );
+        Ok(Host {
+            shared,
+            tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
+        })
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.shared.health.clone()
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.shared.store.clone()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.shared.phase()
+    }
+
+    /// Units being processed right now.
+    pub fn units_in_flight(&self) -> usize {
+        self.shared.running.len()
+    }
+
+    /// Stops (or resumes) the claim loop without stopping anything else, so
+    /// `/healthz` can be seen to fail. Running units are not affected.
+    pub fn pause_claim_loop(&self, paused: bool) {
+        self.shared.paused.send_replace(paused);
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops claiming and fetching new batches; running calls may finish.
+    pub fn drain(&self) {
+        self.advance(Phase::Draining);
+    }
+
+    /// Cancels every running call; their units are released without an attempt.
+    pub fn cancel_running(&self) {
+        self.advance(Phase::Cancelling);
+        self.shared.running.cancel_all(unit::SHUTDOWN_REASON);
+    }
+
+    fn advance(&self, phase: Phase) {
+        self.shared.phase.send_if_modified(|current| {
+            let advanced = phase > *current;
+            if advanced {
+                *current = phase;
+            }
+            advanced
+        });
+        self.shared.wake.notify_one();
+    }
+
+    /// Graceful shutdown: drain, give running units `grace` to finish, cancel
+    /// the rest, wait until every unit has been released, then stop the
+    /// maintenance tasks. Nothing is left claimed for the reaper.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.drain();
+        if tokio::time::timeout(grace, self.shared.running.wait_empty())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                units = self.shared.running.len(),
+                "grace period over: cancelling running units"
+            );
+            self.cancel_running();
+            self.shared.running.wait_empty().await;
+        }
+        let mut tasks = self.tasks.lock().await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("host stopped");
+    }
+}

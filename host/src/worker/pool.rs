@@ -1,0 +1,123 @@
+//! The claim loop: claims only as many units as there are free slots, starts
+//! one unit task per claim, and sleeps with backoff and jitter when there is
+//! nothing to do, woken at once when work arrives or a slot frees up.
+//!
+//! The loop ticks the health clock every time it goes round, including while
+//! every slot is busy (it then waits at most `poll_interval` for a free slot),
+//! so `/healthz` tells a full pool from a dead loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use super::{Phase, Shared, unit};
+use crate::store::Claim;
+
+/// The shortest idle sleep; idle sleeps double from here up to `poll_interval`.
+const MIN_IDLE_SLEEP: Duration = Duration::from_millis(20);
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let poll = shared.config.poll_interval;
+    let mut idle = Backoff::new(MIN_IDLE_SLEEP, poll);
+    let mut failing = Backoff::new(Duration::from_millis(100), poll.max(Duration::from_secs(5)));
+    let mut paused = shared.paused.subscribe();
+    let mut phase = shared.phase.subscribe();
+    loop {
+        if *phase.borrow() != Phase::Running {
+            tracing::info!("claim loop stopped: shutting down");
+            return;
+        }
+        if *paused.borrow() {
+            tokio::select! {
+                _ = paused.changed() => {}
+                _ = phase.changed() => {}
+            }
+            continue;
+        }
+        shared.health.tick_poll();
+        let free = shared.slots.available_permits();
+        if free == 0 {
+            wait(&shared, poll).await;
+            continue;
+        }
+        let claimed = tokio::time::timeout(
+            shared.config.lease,
+            shared.store.claim(
+                &shared.worker.id,
+                shared.plans.claimables(),
+                free as u32,
+                shared.config.lease,
+            ),
+        )
+        .await;
+        match claimed {
+            Ok(Ok(claims)) => {
+                shared.health.database(true);
+                failing.reset();
+                if claims.is_empty() {
+                    wait(&shared, idle.next_wait()).await;
+                } else {
+                    idle.reset();
+                    metrics::counter!("sluice_claims_total").increment(claims.len() as u64);
+                    for claim in claims {
+                        start_unit(&shared, claim);
+                    }
+                }
+            }
+            failed => {
+                shared.health.database(false);
+                match failed {
+                    Ok(Err(err)) => tracing::warn!(error = %err, "claiming failed"),
+                    _ => tracing::warn!("claiming did not finish within the lease"),
+                }
+                wait(&shared, failing.next_wait()).await;
+            }
+        }
+    }
+}
+
+/// Sleeps for `at_most`, or less if woken.
+async fn wait(shared: &Shared, at_most: Duration) {
+    let _ = tokio::time::timeout(at_most, shared.wake.notified()).await;
+}
+
+fn start_unit(shared: &Arc<Shared>, claim: Claim) {
+    let permit = shared
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .expect("the claim loop claims only as many units as there are free slots");
+    let cancel = shared.running.insert(&claim);
+    tokio::spawn(unit::run(shared.clone(), claim, cancel, permit));
+}
+
+/// Wakes the claim loop when another process (or this one) enqueues work, on
+/// backends that can say so; the loop's polling is the fallback.
+pub(crate) async fn listen_for_work(shared: Arc<Shared>) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        match shared.store.work_signal().await {
+            Ok(None) => return,
+            Ok(Some(mut signal)) => {
+                backoff.reset();
+                loop {
+                    match signal.next().await {
+                        Ok(task_type) => {
+                            if shared.plans.get(&task_type).is_some() {
+                                shared.wake.notify_one();
+                            }
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "lost the work notification listener; polling until it is back");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for work notifications; polling")
+            }
+        }
+        tokio::time::sleep(backoff.next_wait()).await;
+    }
+}

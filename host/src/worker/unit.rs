@@ -1,0 +1,121 @@
+//! One claimed work unit, from its first batch to its release.
+//!
+//! The unit task fetches the unit's next batch (or item, for item-mode
+//! plugins), runs the plugin under the task type's deadline, commits the
+//! outcome fenced by the claim ([`super::commit`]) and goes round again until
+//! the unit has nothing ready, has used its fair share of time, or the host is
+//! shutting down; then it releases the claim. Its slot is freed when it ends,
+//! whatever happened, and the claim loop is woken to fill it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::commit::{self, Next};
+use super::{Phase, Shared, TaskPlan};
+use crate::runtime::bindings::types::WorkItem;
+use crate::runtime::{CallRequest, Cancellation};
+use crate::store::{Claim, Item};
+
+/// Why running calls are cancelled at the end of the grace period.
+pub(crate) const SHUTDOWN_REASON: &str = "the host is shutting down";
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    claim: Claim,
+    cancel: Cancellation,
+    _permit: OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    match shared.plans.get(&claim.task_type) {
+        Some(plan) => {
+            let span = tracing::info_span!(
+                "unit",
+                task_type = %claim.task_type,
+                key = %claim.work_unit_key,
+                claim = claim.claim_seq,
+                plugin = %plan.plugin.name,
+                plugin_version = %plan.plugin.version,
+            );
+            process(&shared, &claim, plan, &cancel, started)
+                .instrument(span)
+                .await;
+        }
+        None => {
+            // Claims are only made for task types with a plan; be safe anyway.
+            commit::release(&shared, &claim).await;
+        }
+    }
+    metrics::histogram!("sluice_unit_duration_seconds", "task_type" => claim.task_type.clone())
+        .record(started.elapsed().as_secs_f64());
+    shared.running.remove(&claim);
+    shared.wake.notify_one();
+}
+
+async fn process(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    cancel: &Cancellation,
+    started: Instant,
+) {
+    loop {
+        if shared.phase() != Phase::Running || started.elapsed() >= shared.config.fair_share {
+            commit::release(shared, claim).await;
+            return;
+        }
+        let items = match commit::persist(shared, cancel, || {
+            shared.store.fetch_batch(claim, plan.batch)
+        })
+        .await
+        {
+            Ok(items) => items,
+            Err(stop) => {
+                commit::stopped(claim, &stop);
+                return;
+            }
+        };
+        if items.is_empty() {
+            commit::release(shared, claim).await;
+            return;
+        }
+        let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
+        let attempt = items[0].attempts + 1;
+        let call_span = tracing::info_span!("call", items = ?ids, attempt);
+        let call_started = Instant::now();
+        let plugin = plan.plugin.clone();
+        let request = CallRequest {
+            items: items.into_iter().map(work_item).collect(),
+            limits: plan.limits.clone(),
+            task_config: plan.task_config.clone(),
+            outbound: shared.outbound.clone(),
+            cancel: cancel.clone(),
+        };
+        let outcome = shared
+            .guests
+            .run(async move { plugin.call(request).await }.instrument(call_span.clone()))
+            .await
+            .and_then(|called| called.map_err(|err| err.to_string()));
+        metrics::histogram!("sluice_call_duration_seconds", "task_type" => claim.task_type.clone())
+            .record(call_started.elapsed().as_secs_f64());
+        let next = commit::outcome(shared, claim, plan, &ids, outcome, cancel)
+            .instrument(call_span)
+            .await;
+        if next == Next::Stop {
+            return;
+        }
+    }
+}
+
+fn work_item(item: Item) -> WorkItem {
+    WorkItem {
+        id: item.id as u64,
+        task_type: item.task_type,
+        work_unit_key: item.work_unit_key,
+        payload: item.payload,
+        attempt: item.attempts + 1,
+        enqueued_at_ms: item.created_at_ms as u64,
+    }
+}

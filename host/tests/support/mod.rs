@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod host;
+pub mod process;
+pub mod proxy;
 pub mod stores;
 
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@ const TASK_TYPES: &[&str] = &[
     "config",
     "chatty",
     "enqueue-flood",
+    "sleep",
 ];
 
 impl Guest for Adversary {
@@ -63,6 +64,7 @@ impl Guest for Adversary {
             "config" => config_value(&item.payload),
             "chatty" => chatty(&item),
             "enqueue-flood" => Ok(enqueue_flood(&item)),
+            "sleep" => sleep(item),
             other => Err(TaskError::Permanent(format!("unknown task type {other}"))),
         }
     }
@@ -117,6 +119,23 @@ fn enqueue_flood(item: &WorkItem) -> Outcome {
             })
             .collect(),
     }
+}
+
+/// Sleeps for the payload's `"ms"` milliseconds (without using CPU), then
+/// behaves like `echo`: a unit that takes a while and then succeeds.
+fn sleep(item: WorkItem) -> Result<Outcome, TaskError> {
+    let ms: u64 = item
+        .payload
+        .split("\"ms\"")
+        .nth(1)
+        .and_then(|rest| {
+            let rest = rest.trim_start_matches([':', ' ']);
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .ok_or_else(|| TaskError::Permanent("sleep needs a payload like {\"ms\": 100}".into()))?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    echo(item)
 }
 
 fn spin() -> Result<Outcome, TaskError> {

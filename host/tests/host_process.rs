@@ -1,0 +1,302 @@
+//! The real `sluice run` binary, stopped and killed the ways production stops
+//! and kills it: SIGTERM mid-work, SIGKILL with three hosts sharing one
+//! Postgres queue, restarts between attempts on a poisoned key, and bad
+//! configuration at start.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sluice::store::{NewItem, Store};
+use support::host::{count, wait_until};
+use support::process::HostDir;
+use support::stores;
+
+/// Timing for every host here: short leases so takeovers happen in seconds.
+const FAST: &str = r#"
+lease = "2s"
+heartbeat_interval = "300ms"
+reaper_interval = "300ms"
+poll_interval = "200ms"
+"#;
+
+fn items(task_type: &str, keys: usize, per_key: usize, payload: &str) -> Vec<NewItem> {
+    // Interleave keys, as producers do, so per-key order is a real check.
+    (0..per_key)
+        .flat_map(|n| {
+            (0..keys).map(move |k| NewItem {
+                task_type: task_type.into(),
+                work_unit_key: format!("key-{k}"),
+                payload: payload.replace("N", &n.to_string()),
+                tokens: 0,
+                dedupe_key: None,
+            })
+        })
+        .collect()
+}
+
+/// Asserts every enqueued item of each key has exactly one output, and that
+/// a key's outputs were written in item order.
+async fn assert_exactly_once_in_order(
+    store: &dyn Store,
+    task_type: &str,
+    ids: &BTreeMap<String, Vec<i64>>,
+) {
+    for (key, expected) in ids {
+        let outputs = store.outputs(task_type, key).await.unwrap();
+        let written: Vec<i64> = outputs.iter().flat_map(|(ids, _)| ids.clone()).collect();
+        assert_eq!(
+            &written, expected,
+            "key {key}: each item must be output exactly once, in id order"
+        );
+    }
+}
+
+async fn enqueue_by_key(store: &dyn Store, items: &[NewItem]) -> BTreeMap<String, Vec<i64>> {
+    let mut by_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for chunk in items.chunks(1000) {
+        let enqueued = store.enqueue(chunk).await.unwrap();
+        for (item, result) in chunk.iter().zip(enqueued) {
+            by_key
+                .entry(item.work_unit_key.clone())
+                .or_default()
+                .push(result.id);
+        }
+    }
+    by_key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_work_leaves_no_claim_and_a_restart_finishes_the_queue() {
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    let ids = enqueue_by_key(store.as_ref(), &items("sleep", 4, 8, r#"{"ms":150,"n":N}"#)).await;
+    let dir = HostDir::new(
+        &db.url,
+        &format!("slots = 4\nshutdown_grace = \"10s\"\n{FAST}"),
+    );
+
+    let host = dir.start("first");
+    wait_until("some items are done", Duration::from_secs(30), || async {
+        count(store.as_ref(), "sleep", "done").await >= 4
+    })
+    .await;
+    let status = host.terminate(Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "a graceful shutdown exits 0, got {status}"
+    );
+
+    let after = store.status().await.unwrap();
+    assert_eq!(after.claimed_units, 0, "SIGTERM must leave nothing claimed");
+    let done = count(store.as_ref(), "sleep", "done").await;
+    let pending = count(store.as_ref(), "sleep", "pending").await;
+    assert_eq!(done + pending, 32, "nothing lost");
+    assert!(
+        pending > 0,
+        "the test must stop the host mid-work (done: {done})"
+    );
+    assert_eq!(count(store.as_ref(), "sleep", "dead").await, 0);
+
+    let restarted = dir.start("second");
+    wait_until(
+        "the restarted host finishes the queue",
+        Duration::from_secs(60),
+        || async { count(store.as_ref(), "sleep", "done").await == 32 },
+    )
+    .await;
+    restarted.terminate(Duration::from_secs(20));
+    assert_exactly_once_in_order(store.as_ref(), "sleep", &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_grace_period_running_units_are_released_without_an_attempt() {
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    store
+        .enqueue(&items("sleep", 2, 1, r#"{"ms":60000,"n":N}"#))
+        .await
+        .unwrap();
+    let dir = HostDir::new(
+        &db.url,
+        &format!("slots = 2\nshutdown_grace = \"500ms\"\n{FAST}"),
+    );
+    let host = dir.start("host");
+    wait_until(
+        "both units are claimed",
+        Duration::from_secs(30),
+        || async { store.status().await.unwrap().claimed_units == 2 },
+    )
+    .await;
+    let status = host.terminate(Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(store.status().await.unwrap().claimed_units, 0);
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM sluice_items ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, vec![0, 0], "a shutdown is not the items' fault");
+    assert_eq!(count(store.as_ref(), "sleep", "pending").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_key_is_dead_lettered_across_restarts_while_other_keys_flow() {
+    const MAX_ATTEMPTS: i64 = 3;
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    let poison = store
+        .enqueue(&[NewItem {
+            task_type: "panic".into(),
+            work_unit_key: "poison".into(),
+            payload: "{}".into(),
+            tokens: 0,
+            dedupe_key: None,
+        }])
+        .await
+        .unwrap()[0]
+        .id;
+    store
+        .enqueue(&items("echo", 10, 3, r#"{"n":N}"#))
+        .await
+        .unwrap();
+    let dir = HostDir::new(
+        &db.url,
+        &format!(
+            "slots = 2\n{FAST}\n[tasks.panic]\nmax_attempts = {MAX_ATTEMPTS}\nbackoff_base = \"1s\"\nbackoff_max = \"1s\"\n"
+        ),
+    );
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let attempts = || async {
+        sqlx::query_scalar::<_, i64>("SELECT attempts FROM sluice_items WHERE id = ?")
+            .bind(poison)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    // One host per attempt: each is killed as soon as it has failed once more.
+    for attempt in 1..MAX_ATTEMPTS {
+        let host = dir.start(&format!("host-{attempt}"));
+        wait_until(
+            &format!("attempt {attempt} is recorded"),
+            Duration::from_secs(30),
+            || async { attempts().await >= attempt },
+        )
+        .await;
+        host.kill9();
+    }
+    let last = dir.start("last");
+    wait_until(
+        "the poisoned item is dead and the rest done",
+        Duration::from_secs(60),
+        || async {
+            count(store.as_ref(), "panic", "dead").await == 1
+                && count(store.as_ref(), "echo", "done").await == 30
+        },
+    )
+    .await;
+    last.terminate(Duration::from_secs(20));
+    assert_eq!(
+        attempts().await,
+        MAX_ATTEMPTS,
+        "dead after exactly max_attempts"
+    );
+    let dead = store.dead_list(None, 10).await.unwrap();
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("trap"),
+        "{dead:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
+    const KEYS: usize = 200;
+    const PER_KEY: usize = 25;
+    let db = stores::postgres().await;
+    let store = db.store.clone();
+    let ids = enqueue_by_key(store.as_ref(), &items("echo", KEYS, PER_KEY, r#"{"n":N}"#)).await;
+    let total = (KEYS * PER_KEY) as i64;
+    let dir = HostDir::new(&db.url, &format!("slots = 4\n{FAST}"));
+    let victim = dir.start("victim");
+    let others = [dir.start("second"), dir.start("third")];
+
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let victim_claims = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM sluice_units WHERE claimed_by LIKE '%:' || $1 || ':%' AND lease_expires_ms IS NOT NULL",
+        )
+        .bind(victim.pid().to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    wait_until(
+        "a fifth of the items are done and the victim holds claims",
+        Duration::from_secs(60),
+        || async {
+            count(store.as_ref(), "echo", "done").await >= total / 5 && victim_claims().await > 0
+        },
+    )
+    .await;
+    victim.kill9();
+
+    wait_until(
+        "the other hosts finish every item",
+        Duration::from_secs(120),
+        || async { count(store.as_ref(), "echo", "done").await == total },
+    )
+    .await;
+    for host in others {
+        host.terminate(Duration::from_secs(20));
+    }
+    assert_exactly_once_in_order(store.as_ref(), "echo", &ids).await;
+    assert_eq!(store.status().await.unwrap().claimed_units, 0);
+    let reaped: i64 = sqlx::query_scalar("SELECT count(*) FROM sluice_items WHERE attempts > 0")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        reaped > 0,
+        "the killed host's claims were reaped, counting an attempt"
+    );
+}
+
+#[test]
+fn bad_configuration_stops_the_host_naming_the_key_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let cases = [
+        ("slotz = 3\n", "slotz"),
+        ("slots = 0\n", "slots"),
+        ("[defaults]\ntimeout = \"forever\"\n", "timeout"),
+        ("plugins_dir = \"nowhere\"\n", "plugins_dir"),
+    ];
+    for (config, key) in cases {
+        std::fs::write(
+            dir.path().join("sluice.toml"),
+            format!("database_url = \"sqlite://{}\"\n{config}", db.display()),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("run")
+            .current_dir(dir.path())
+            .env_remove("SLUICE_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{config}: the error must name `{key}`: {stderr}"
+        );
+        assert!(
+            !db.exists(),
+            "{config}: a refused start must not create the database"
+        );
+    }
+}

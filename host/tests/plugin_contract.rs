@@ -223,3 +223,28 @@ fn a_bad_samples_file_is_refused_naming_the_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_template_runs_under_exec_with_a_config_value() {
+    let template = guest_wasm("sluice_plugin_template");
+    let out = sluice(&[
+        "exec",
+        "--plugins",
+        template.to_str().unwrap(),
+        "--task",
+        "template",
+        "--payload",
+        r#"{"text":"hello plugin world"}"#,
+        "--set",
+        "shout=true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(
+        report["output"],
+        serde_json::json!({"text": "HELLO PLUGIN WORLD", "words": 3, "shout": true})
+    );
+    assert_eq!(report["plugin"], "template");
+}

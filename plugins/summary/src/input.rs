@@ -6,9 +6,9 @@ use serde::Deserialize;
 /// The budget when neither the payload nor the operator sets one.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
 
-/// The payload: `text`, or `messages`, and an optional `max_tokens`.
+/// The payload: `text`, or `messages`, and an optional `max_tokens`. Other
+/// fields are ignored, so producers may carry their own metadata along.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Payload {
     text: Option<String>,
     messages: Option<Vec<ChatMessage>>,
@@ -17,7 +17,6 @@ struct Payload {
 
 /// One message of a conversation; `peer` (or `role`) names the speaker.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ChatMessage {
     peer: Option<String>,
     role: Option<String>,
@@ -141,7 +140,7 @@ mod tests {
             (r#"{"messages":[{"peer":"a"}]}"#, "content"),
             (r#"{"text":"a","max_tokens":0}"#, "at least 1"),
             (r#"{"text":"a","max_tokens":-5}"#, "expected"),
-            (r#"{"txt":"a"}"#, "unknown field"),
+            (r#"{"txt":"a"}"#, "nothing to summarize"),
             ("\"just a string\"", "expected"),
         ] {
             let error = parse(payload).unwrap_err();

@@ -1,15 +1,20 @@
-//! `sluice plugins check DIR`: load and validate every plugin in a folder.
+//! `sluice plugins check DIR [--samples FILE]`: load and validate every
+//! plugin in a folder and, given sample items, run them as contract tests
+//! ([`crate::runtime::contract`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::runtime::{Runtime, RuntimeConfig, registry};
+use crate::runtime::{Registry, Runtime, RuntimeConfig, contract, registry};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// Load, validate and list every plugin in DIR; exits 1 if any is bad.
+    /// Load, validate and list every plugin in DIR, then run the sample items
+    /// of --samples through them; exits 1 if any plugin or sample call is bad.
     Check(CheckArgs),
 }
 
@@ -20,10 +25,38 @@ pub struct CheckArgs {
     /// Where compiled plugins are cached (default: ~/.cache/sluice/compiled).
     #[arg(long, env = "SLUICE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Sample items to run, one JSON object per line:
+    /// {"task_type": "...", "work_unit_key": "...", "payload": {...}}.
+    /// A call fails the check if it traps, times out or returns invalid output.
+    #[arg(long, value_name = "FILE.jsonl")]
+    samples: Option<PathBuf>,
+    /// Deadline for each sample call, in seconds.
+    #[arg(long, default_value_t = 10.0, requires = "samples")]
+    timeout: f64,
 }
 
 pub async fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
     let PluginsCommand::Check(args) = command;
+    // Check what the user typed before loading anything.
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| {
+            format!(
+                "--timeout must be a positive number of seconds, got {}",
+                args.timeout
+            )
+        })?;
+    let samples = match &args.samples {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read samples file {}", path.display()))?;
+            contract::parse_samples(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("bad samples file {}", path.display()))?
+        }
+        None => Vec::new(),
+    };
     let runtime = Runtime::new(RuntimeConfig {
         slots: 1,
         cache_dir: args
@@ -52,9 +85,16 @@ pub async fn run(command: PluginsCommand) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let registry = Registry::from_plugins(report.plugins);
+    let results = contract::run_samples(&registry, &samples, timeout).await;
+    for result in &results {
+        println!("{result}");
+    }
+    Ok(
+        if report.errors.is_empty() && contract::all_passed(&results) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }

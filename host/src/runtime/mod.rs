@@ -9,6 +9,7 @@
 pub mod bindings;
 mod cache;
 pub mod call;
+pub mod contract;
 pub mod engine;
 mod guest_output;
 pub mod limits;

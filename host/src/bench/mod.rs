@@ -2,4 +2,5 @@
 //! Criterion covers the micro-benchmarks (`host/benches/`); these are the
 //! end-to-end figures quoted in BENCHMARKS.md.
 
+pub mod deadline;
 pub mod queue;

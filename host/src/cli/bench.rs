@@ -1,16 +1,61 @@
-//! `sluice bench queue`: the queue's throughput on each backend (see
-//! BENCHMARKS.md for the figures and how they were taken).
+//! `sluice bench queue`: the queue's throughput on each backend, and `sluice
+//! bench deadline`: how soon a stuck unit's slot is free after its deadline
+//! (see BENCHMARKS.md for the figures and how they were taken).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::bench::deadline::{self, DeadlineBench};
 use crate::bench::queue::{self, QueueBench};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Enqueue, drain with no-op workers, and claim from growing backlogs.
     Queue(QueueArgs),
+    /// How long after its deadline a hung or spinning unit's slot is free again.
+    Deadline(DeadlineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadlineArgs {
+    /// A plugin with the `hang-llm` and `spin` task types.
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip2/plugin/sluice_test_adversary.wasm"
+    )]
+    plugin: PathBuf,
+    /// Runs per way of being stuck.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// The stuck calls' deadline, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    timeout_ms: u64,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn deadline(args: DeadlineArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let spec = DeadlineBench {
+        plugin: args.plugin,
+        runs: args.runs,
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    for overrun in deadline::run(&spec).await? {
+        if args.json {
+            println!("{}", serde_json::to_string(&overrun)?);
+        } else {
+            println!(
+                "{:<9} slot free after the deadline: median {:>6.1} ms  p90 {:>6.1} ms  max {:>6.1} ms  ({} runs)",
+                overrun.stuck, overrun.median_ms, overrun.p90_ms, overrun.max_ms, overrun.runs
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,7 +103,13 @@ pub struct QueueArgs {
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Queue(args) = command;
+    match command {
+        BenchCommand::Queue(args) => queue(args).await,
+        BenchCommand::Deadline(args) => deadline(args).await,
+    }
+}
+
+async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.items > 0 && args.keys > 0 && args.workers > 0,
         "--items, --keys and --workers must be at least 1"

@@ -155,6 +155,11 @@ impl Host {
         self.shared.running.len()
     }
 
+    /// Follows the number of units in flight as it changes.
+    pub fn watch_units_in_flight(&self) -> watch::Receiver<usize> {
+        self.shared.running.watch()
+    }
+
     /// Stops (or resumes) the claim loop without stopping anything else, so
     /// `/healthz` can be seen to fail. Running units are not affected.
     pub fn pause_claim_loop(&self, paused: bool) {

@@ -74,6 +74,10 @@ impl Running {
         *self.count.borrow()
     }
 
+    pub(crate) fn watch(&self) -> watch::Receiver<usize> {
+        self.count.subscribe()
+    }
+
     /// Why the unit under `claim` was cancelled, if it was.
     pub(crate) fn cancelled(&self, claim: &Claim) -> Option<String> {
         let units = self.units.lock().expect("running units lock");

@@ -1,0 +1,59 @@
+//! Leases, not trust: a unit whose claim is taken away (reaped while this host
+//! still ran it) is cancelled by the next heartbeat, long before its own
+//! deadline, and the slot goes back to the pool.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice::store::RetryPolicies;
+use support::host::{self, wait_until};
+use support::stores;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_claim_cancels_the_running_unit_at_the_next_heartbeat() {
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    store
+        .enqueue(&host::units("hang-llm", "held", 1))
+        .await
+        .unwrap();
+    let mut config = host::fast_config(1);
+    // The call itself would hang for a minute.
+    config
+        .tasks
+        .insert("hang-llm".into(), host::task(Duration::from_secs(60), 5));
+    let host = host::start(store.clone(), config, Arc::new(support::Hang)).await;
+    wait_until("the unit is running", Duration::from_secs(20), || async {
+        host.units_in_flight() == 1
+    })
+    .await;
+
+    // Another host's reaper sees the lease as expired (as after a long pause).
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE sluice_units SET lease_expires_ms = 0 WHERE claimed_by IS NOT NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reaped = store.reap(&RetryPolicies::default()).await.unwrap();
+    assert_eq!(reaped, 1);
+    let taken = Instant::now();
+
+    wait_until(
+        "the heartbeat cancels the unit",
+        Duration::from_secs(20),
+        || async { host.units_in_flight() == 0 },
+    )
+    .await;
+    assert!(
+        taken.elapsed() < Duration::from_secs(30),
+        "the slot must be freed by the heartbeat, not by the call's 60 s deadline"
+    );
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM sluice_items")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1, "the reaped claim counted one attempt");
+    host.shutdown(Duration::from_secs(5)).await;
+}

@@ -263,3 +263,57 @@ fn an_unreachable_database_fails_with_the_url_and_no_password() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn outputs_prints_what_the_plugin_returned_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let store = sluice::store::open(&db, Default::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let items: Vec<sluice::store::NewItem> = (1..=2)
+        .map(|n| sluice::store::NewItem {
+            task_type: "echo".into(),
+            work_unit_key: "conv".into(),
+            payload: format!(r#"{{"n":{n}}}"#),
+            tokens: 0,
+            dedupe_key: None,
+        })
+        .collect();
+    store.enqueue(&items).await.unwrap();
+    let gate = [Claimable {
+        task_type: "echo".into(),
+        gate: Gate::default(),
+    }];
+    let claim = store
+        .claim("w", &gate, 1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    for n in 1..=2 {
+        let batch = store
+            .fetch_batch(
+                &claim,
+                BatchLimits {
+                    max_items: 1,
+                    max_tokens: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let output = format!(r#"{{"seen":{n}}}"#);
+        store
+            .complete(&claim, &[batch[0].id], Some(&output), &[])
+            .await
+            .unwrap();
+    }
+    let out = sluice(&db, &["outputs", "--task", "echo", "--key", "conv"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["output"]["seen"], 1);
+    assert_eq!(lines[1]["output"]["seen"], 2);
+    assert!(lines[0]["item_ids"][0].as_i64() < lines[1]["item_ids"][0].as_i64());
+}

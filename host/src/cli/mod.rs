@@ -12,6 +12,7 @@ mod enqueue;
 mod exec;
 mod logging;
 mod migrate;
+mod outputs;
 mod plugins;
 mod run;
 mod status;
@@ -50,6 +51,8 @@ enum Command {
     Enqueue(enqueue::EnqueueArgs),
     /// Queue depth and oldest age per task type and state.
     Status(status::StatusArgs),
+    /// What a unit's plugin returned, one JSON object per line.
+    Outputs(outputs::OutputsArgs),
     /// Inspect, retry and purge dead letters.
     Dead(dead::DeadArgs),
     /// Throughput benchmarks against the real stores.
@@ -69,6 +72,7 @@ pub async fn run() -> ExitCode {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Enqueue(args) => enqueue::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Outputs(args) => outputs::run(args).await,
         Command::Dead(args) => dead::run(args).await,
         Command::Bench(command) => bench::run(command).await,
     };

@@ -7,10 +7,12 @@
 //!
 //! - [`runtime`]: the wasmtime engine, the plugin registry and one sandboxed call.
 //! - [`imports`]: everything a guest may call on the host.
+//! - [`outbound`]: the configured `llm` and `http` imports (providers, allowlists).
 //! - [`cli`]: the `sluice` command line.
 
 pub mod bench;
 pub mod cli;
 pub mod imports;
+pub mod outbound;
 pub mod runtime;
 pub mod store;

@@ -16,6 +16,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::imports::DenyAll;
+use crate::outbound::UsageMeter;
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::limits::CallLimits;
 use crate::runtime::{
@@ -125,6 +126,7 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
             task_config: Arc::new(config),
             outbound: Arc::new(DenyAll),
             cancel,
+            usage: UsageMeter::default(),
         })
         .await?;
     let report = Report {

@@ -2,6 +2,7 @@
 //! a runtime per test, work items and call requests, and outbound stand-ins.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod outbound;
 pub mod stores;
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::imports::{CallContext, DenyAll, Outbound, TaskConfig};
+use sluice::outbound::UsageMeter;
 use sluice::runtime::bindings::types::WorkItem;
 use sluice::runtime::bindings::{http, llm};
 use sluice::runtime::limits::CallLimits;
@@ -88,6 +90,7 @@ pub fn request(task_type: &str, payload: &str, timeout: Duration) -> CallRequest
         task_config: TaskConfig::default(),
         outbound: Arc::new(DenyAll),
         cancel: Cancellation::never(),
+        usage: UsageMeter::default(),
     }
 }
 

@@ -616,3 +616,30 @@ async fn the_api_key_never_appears_in_logs_errors_or_replies() {
             .any(|r| r.headers.get("x-api-key").is_some_and(|v| v == KEY_MARKER))
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_gateway_error_that_hides_its_address() {
+    // Nothing listens on port 1 of the loopback address.
+    let config = llm_config("http://127.0.0.1:1/v1", ProviderKind::OpenAi, false);
+    let net = network(&config, &llm_task("t", "m"));
+    let ctx = call("t", Duration::from_secs(30));
+    let result = net.llm(&ctx, ask("hi")).await;
+    match &result {
+        Err(Error::Provider(ProviderError {
+            status: 502,
+            message,
+        })) => {
+            assert!(
+                message.contains("could not reach provider `mock`"),
+                "{message}"
+            );
+            assert!(!message.contains("127.0.0.1"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ctx.usage.snapshot().llm_retries,
+        2,
+        "connection errors are retried"
+    );
+}

@@ -677,3 +677,47 @@ fn role_name(role: Role) -> &'static str {
         Role::Assistant => "assistant",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::config::TimeoutOverrides;
+
+    #[test]
+    fn provider_messages_never_carry_the_key() {
+        let config = ProviderConfig {
+            kind: ProviderKind::OpenAi,
+            base_url: None,
+            api_key_env: Some("KEY".into()),
+            stream: false,
+            timeouts: TimeoutOverrides::default(),
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let provider = Provider::new("p", &config, &LlmConfig::default(), &|_| {
+            Some("sk-secret".into())
+        })
+        .unwrap();
+        assert_eq!(
+            provider.scrub("Incorrect API key provided: sk-secret."),
+            "Incorrect API key provided: [redacted]."
+        );
+        assert!(!format!("{provider:?}").contains("sk-secret"));
+        assert_eq!(
+            provider.endpoint.as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn error_messages_come_from_either_api_or_the_raw_body() {
+        let openai = br#"{"error": {"message": "bad model", "type": "invalid_request_error"}}"#;
+        assert_eq!(error_message(openai).as_deref(), Some("bad model"));
+        let anthropic = br#"{"type": "error", "error": {"type": "x", "message": "overloaded"}}"#;
+        assert_eq!(error_message(anthropic).as_deref(), Some("overloaded"));
+        assert_eq!(
+            error_message(b" upstream down ").as_deref(),
+            Some("upstream down")
+        );
+        assert_eq!(error_message(b""), None);
+    }
+}

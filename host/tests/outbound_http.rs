@@ -304,3 +304,18 @@ async fn bad_http_configuration_names_the_key() {
         "tasks.webhook.http.allow_hosts[1]: `*.` is not a host pattern"
     );
 }
+
+#[tokio::test]
+async fn a_head_request_is_not_refused_for_the_body_it_does_not_get() {
+    let server = TestServer::start().await;
+    let mut config = allow(&["127.0.0.1:*"], &["127.0.0.1"]);
+    config.max_response_bytes = 1024;
+    let net = network(&llm_config(), &http_task("t", config));
+    let request = Request {
+        method: Method::Head,
+        ..get(&server.url("/big/2000000"))
+    };
+    let response = send(&net, request).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.body.is_empty());
+}

@@ -197,7 +197,7 @@ impl Gate {
                 redirects += 1;
                 continue;
             }
-            return self.read(response, deadline).await;
+            return self.read(response, &method, deadline).await;
         }
     }
 
@@ -244,6 +244,7 @@ impl Gate {
     async fn read(
         &self,
         response: reqwest::Response,
+        method: &HttpMethod,
         deadline: Instant,
     ) -> Result<Response, Error> {
         let status = response.status().as_u16();
@@ -255,6 +256,14 @@ impl Gate {
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
             .collect();
+        if method == HttpMethod::HEAD {
+            // Its Content-Length describes a body that is not sent.
+            return Ok(Response {
+                status,
+                headers,
+                body: Vec::new(),
+            });
+        }
         let limits = BodyLimits {
             idle: deadline.saturating_duration_since(Instant::now()),
             deadline,

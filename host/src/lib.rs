@@ -11,6 +11,7 @@
 //! - [`worker`]: the running host: the pool, heartbeat, reaper and shutdown.
 //! - [`api`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`config`]: one typed configuration from `sluice.toml` and `SLUICE_*`.
+//! - [`outbound`]: the configured `llm` and `http` imports (providers, allowlists).
 //! - [`cli`]: the `sluice` command line.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod imports;
+pub mod outbound;
 pub mod runtime;
 pub mod store;
 pub mod worker;

@@ -130,6 +130,7 @@ async fn call(
             task_config: Arc::new(config),
             outbound,
             cancel: Cancellation::never(),
+            usage: Default::default(),
         })
         .await
         .expect("call")

@@ -41,7 +41,7 @@ fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
     let db = sqlite_url(&dir);
     let out = sluice(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied 1 migration"));
+    assert!(text(&out.stdout).contains("applied 2 migration"));
     assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
 
     let out = sluice(
@@ -302,7 +302,7 @@ async fn outputs_prints_what_the_plugin_returned_oldest_first() {
             .unwrap();
         let output = format!(r#"{{"seen":{n}}}"#);
         store
-            .complete(&claim, &[batch[0].id], Some(&output), &[])
+            .complete(&claim, &[batch[0].id], Some(&output), &[], None)
             .await
             .unwrap();
     }

@@ -103,7 +103,7 @@ mod cases {
         let claim = claim_one(store, "w", "echo").await;
         let batch = store.fetch_batch(&claim, ALL).await.unwrap();
         store
-            .complete(&claim, &[batch[0].id], None, &[])
+            .complete(&claim, &[batch[0].id], None, &[], None)
             .await
             .unwrap();
         let c = store.enqueue(&[second]).await.unwrap()[0];
@@ -257,7 +257,7 @@ mod cases {
         assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), ids[..2]);
         assert_eq!(batch[0].payload, "0");
         store
-            .complete(&claim, &[batch[0].id, batch[1].id], Some("{}"), &[])
+            .complete(&claim, &[batch[0].id, batch[1].id], Some("{}"), &[], None)
             .await
             .unwrap();
         let tiny = BatchLimits {
@@ -275,7 +275,10 @@ mod cases {
             max_items: 1,
             max_tokens: u64::MAX,
         };
-        store.complete(&claim, &[ids[2]], None, &[]).await.unwrap();
+        store
+            .complete(&claim, &[ids[2]], None, &[], None)
+            .await
+            .unwrap();
         let batch = store.fetch_batch(&claim, count_capped).await.unwrap();
         assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[3]]);
     }
@@ -291,6 +294,7 @@ mod cases {
                 &[id],
                 Some(r#"{"facts":["a"]}"#),
                 &[item("summary", "conv", r#"{"from":1}"#)],
+                None,
             )
             .await
             .unwrap();
@@ -308,7 +312,13 @@ mod cases {
         let claim2 = claim_one(store, "w", "echo").await;
         store.fetch_batch(&claim2, ALL).await.unwrap();
         let err = store
-            .complete(&claim2, &[id2], None, &[item("summary", "conv2", "nope")])
+            .complete(
+                &claim2,
+                &[id2],
+                None,
+                &[item("summary", "conv2", "nope")],
+                None,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidItem { .. }), "{err}");
@@ -336,7 +346,7 @@ mod cases {
             .await
             .unwrap();
         let err = store
-            .complete(&claim, &[ids[0], ids[1]], Some("{}"), &[])
+            .complete(&claim, &[ids[0], ids[1]], Some("{}"), &[], None)
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::NotInFlight(_)), "{err}");
@@ -345,7 +355,7 @@ mod cases {
             "nothing was written"
         );
         store
-            .complete(&claim, &[ids[0]], Some("{}"), &[])
+            .complete(&claim, &[ids[0]], Some("{}"), &[], None)
             .await
             .unwrap();
     }
@@ -377,7 +387,7 @@ mod cases {
         );
         for err in [
             store
-                .complete(&claim, &[id], Some("{}"), &[])
+                .complete(&claim, &[id], Some("{}"), &[], None)
                 .await
                 .unwrap_err(),
             store.release(&claim).await.unwrap_err(),
@@ -788,7 +798,7 @@ mod cases {
             ["1", "3"]
         );
         store
-            .complete(&claim, &[batch[0].id, batch[1].id], None, &[])
+            .complete(&claim, &[batch[0].id, batch[1].id], None, &[], None)
             .await
             .unwrap();
         store.release(&claim).await.unwrap();

@@ -131,7 +131,7 @@ async fn work(store: Arc<dyn Store>, worker: String, seed: u64) {
                     "held_until_ns": held_until.to_string(),
                 })
                 .to_string();
-                match store.complete(&claim, &ids, Some(&output), &[]).await {
+                match store.complete(&claim, &ids, Some(&output), &[], None).await {
                     Ok(()) => {}
                     Err(StoreError::ClaimLost { .. }) => break,
                     Err(err) => panic!("{worker}: {err}"),

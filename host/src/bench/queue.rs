@@ -109,7 +109,7 @@ async fn drain(store: Arc<dyn Store>, worker: String, spec: QueueBench) -> anyho
                     break;
                 }
                 let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
-                store.complete(&claim, &ids, None, &[]).await?;
+                store.complete(&claim, &ids, None, &[], None).await?;
                 done += ids.len();
                 // A short batch drained the unit: give it back without
                 // another round trip to find it empty.

@@ -2,8 +2,11 @@
 //!
 //! The payloads become work items of one unit (ids 1, 2, ... in order), the
 //! plugin runs under the same sandbox and deadlines as in the host, and the
-//! classified outcome is printed on stdout as one JSON object. Outbound `llm`
-//! and `http` calls are denied here.
+//! classified outcome is printed on stdout as one JSON object, with what the
+//! call spent on outbound requests. Outbound `llm` and `http` calls are granted
+//! as in the host, by the configuration's `[llm]` and `[tasks.<type>.llm]` /
+//! `[tasks.<type>.http]` sections; without a configuration they are denied.
+//! `config` values come from `[tasks.<type>.config]`, then `--set`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 
-use crate::imports::DenyAll;
+use super::database::ConfigArgs;
+use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::limits::CallLimits;
 use crate::runtime::{
@@ -48,10 +52,12 @@ pub struct ExecArgs {
     memory_mib: u64,
     /// A value for the `config` import, as KEY=VALUE. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    config: Vec<String>,
+    values: Vec<String>,
     /// Where compiled plugins are cached (default: ~/.cache/sluice/compiled).
     #[arg(long, env = "SLUICE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ConfigArgs,
 }
 
 /// What `exec` prints: the outcome plus where and how long.
@@ -63,12 +69,20 @@ struct Report<'a> {
     plugin_version: &'a str,
     task_type: &'a str,
     elapsed_ms: u64,
+    usage: Usage,
 }
 
 pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     // Check everything the user typed before loading anything.
     let items = work_items(&args)?;
-    let config = task_config(&args.config)?;
+    let settings = args.settings.load()?;
+    let mut config = settings
+        .tasks
+        .get(&args.task)
+        .map(|section| section.config.clone())
+        .unwrap_or_default();
+    config.extend(task_config(&args.values)?);
+    let network = settings.network()?;
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|t| !t.is_zero())
@@ -114,6 +128,7 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let started = Instant::now();
+    let usage = UsageMeter::default();
     let outcome = plugin
         .call(CallRequest {
             items,
@@ -123,8 +138,9 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 ..CallLimits::default()
             },
             task_config: Arc::new(config),
-            outbound: Arc::new(DenyAll),
+            outbound: Arc::new(network),
             cancel,
+            usage: usage.clone(),
         })
         .await?;
     let report = Report {
@@ -133,6 +149,7 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         plugin_version: &plugin.version,
         task_type: &args.task,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        usage: usage.snapshot(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(if matches!(outcome, CallOutcome::Ok(_)) {

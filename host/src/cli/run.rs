@@ -15,7 +15,6 @@ use clap::Args;
 
 use super::database::{self, DatabaseArgs};
 use crate::api;
-use crate::imports::DenyAll;
 use crate::runtime::{Registry, Runtime, RuntimeConfig};
 use crate::store::WorkerInfo;
 use crate::worker::{Host, HostParts, shutdown};
@@ -30,7 +29,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = args.database.load_config()?;
     config.check_plugins_dir()?;
     let listen = config.listen_addr()?;
-    api::metrics::install();
+    let network = config.network()?;
+    if api::metrics::install() {
+        crate::outbound::describe_metrics();
+    }
 
     let store = database::open(&config).await?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -70,7 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config: Arc::new(config),
         store,
         registry: Arc::new(registry),
-        outbound: Arc::new(DenyAll),
+        outbound: Arc::new(network),
         worker: this_process(),
     })
     .await?;

@@ -22,6 +22,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::outbound::{LlmConfig, Network, TaskOutbound};
+
 pub use task::{TaskSection, TaskSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -73,6 +75,9 @@ pub struct Config {
     pub defaults: TaskSettings,
     /// Per-task-type overrides, keyed by task type.
     pub tasks: BTreeMap<String, TaskSection>,
+    /// LLM providers, timeouts and retries (`[llm]`); tasks pick a provider in
+    /// `[tasks.<type>.llm]`.
+    pub llm: LlmConfig,
 }
 
 impl Default for Config {
@@ -95,6 +100,7 @@ impl Default for Config {
             stall_after: Duration::from_secs(60),
             defaults: TaskSettings::default(),
             tasks: BTreeMap::new(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "stall_after",
     "defaults",
     "tasks",
+    "llm",
 ];
 
 impl Config {
@@ -281,6 +288,29 @@ impl Config {
         }
     }
 
+    /// Every task type's outbound grants, for [`Network::new`].
+    pub fn outbound_tasks(&self) -> BTreeMap<String, TaskOutbound> {
+        self.tasks
+            .iter()
+            .map(|(task_type, section)| {
+                let grants = TaskOutbound {
+                    llm: section.llm.clone(),
+                    http: section.http.clone(),
+                };
+                (task_type.clone(), grants)
+            })
+            .collect()
+    }
+
+    /// The `llm` and `http` imports as configured: providers built, API keys
+    /// read from their environment variables, allowlists parsed.
+    pub fn network(&self) -> Result<Network, ConfigError> {
+        Network::new(&self.llm, &self.outbound_tasks()).map_err(|err| ConfigError::Invalid {
+            key: err.key,
+            message: err.message,
+        })
+    }
+
     /// The largest memory limit of any task type, in bytes: what each slot of
     /// the instance pool must be able to hold.
     pub fn max_memory_bytes(&self) -> u64 {
@@ -297,6 +327,7 @@ impl Config {
     pub fn redacted(&self) -> Self {
         let mut shown = self.clone();
         shown.database_url = crate::store::redact(&self.database_url);
+        shown.llm = self.llm.redacted();
         for section in shown.tasks.values_mut() {
             for (key, value) in section.config.iter_mut() {
                 if task::looks_secret(key) {

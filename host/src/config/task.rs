@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use crate::outbound::{TaskHttpConfig, TaskLlmConfig};
 use crate::runtime::limits::CallLimits;
 use crate::store::{BatchLimits, Gate, RetryPolicy};
 
@@ -152,6 +153,10 @@ pub struct TaskSection {
     /// Values for the plugin's `config.get`, such as a webhook URL.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// The LLM provider and models the plugin may use.
+    pub llm: TaskLlmConfig,
+    /// The hosts the plugin may reach with `http`.
+    pub http: TaskHttpConfig,
 }
 
 impl TaskSection {

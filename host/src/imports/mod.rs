@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::outbound::UsageMeter;
 use crate::runtime::bindings::{http as wit_http, llm as wit_llm};
 
 /// What an outbound implementation knows about the call it serves.
@@ -26,6 +27,8 @@ pub struct CallContext {
     pub task_type: String,
     /// When the whole call must be over; outbound timeouts are clamped to it.
     pub deadline: Instant,
+    /// Where outbound calls account for what they spent (the call's meter).
+    pub usage: UsageMeter,
 }
 
 /// Values the operator set for a task type, handed to guests by `config.get`.

@@ -19,6 +19,7 @@ use super::outcome::{self, CallOutcome};
 use super::registry::{Plugin, PluginMode};
 use super::sandbox::{self, HostState, StoreSpec};
 use crate::imports::{CallContext, Outbound, TaskConfig};
+use crate::outbound::UsageMeter;
 
 /// One call to a plugin's `process` export.
 pub struct CallRequest {
@@ -30,6 +31,9 @@ pub struct CallRequest {
     pub outbound: Arc<dyn Outbound>,
     /// Stops the call early; it then ends as a `trap` with cause `interrupt`.
     pub cancel: Cancellation,
+    /// Counts the call's LLM and HTTP usage; read it after the call. Use
+    /// `UsageMeter::default()` when nobody reads it.
+    pub usage: UsageMeter,
 }
 
 /// Creates a linked pair: [`Canceller::cancel`] stops the calls holding the
@@ -133,6 +137,7 @@ impl Plugin {
                     plugin: self.name.clone(),
                     task_type,
                     deadline: deadline_after(limits.timeout),
+                    usage: request.usage,
                 }),
                 outbound: request.outbound,
                 task_config: request.task_config,
@@ -182,6 +187,7 @@ pub(crate) async fn describe(
             plugin: String::new(),
             task_type: String::new(),
             deadline: deadline_after(timeout),
+            usage: UsageMeter::default(),
         }),
         outbound,
         task_config: TaskConfig::default(),

@@ -23,6 +23,7 @@ use super::outcome::CallOutcome;
 use super::registry::{PluginMode, Registry};
 use super::{CallRequest, Cancellation};
 use crate::imports::{DenyAll, TaskConfig};
+use crate::outbound::UsageMeter;
 
 /// One sample item: a line of a samples file.
 #[derive(Debug, Clone)]
@@ -186,6 +187,7 @@ pub async fn run_samples(
                 task_config: TaskConfig::default(),
                 outbound: Arc::new(DenyAll),
                 cancel: Cancellation::never(),
+                usage: UsageMeter::default(),
             })
             .await;
         let (verdict, detail) = match outcome {

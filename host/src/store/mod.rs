@@ -273,13 +273,16 @@ pub trait Store: Send + Sync + 'static {
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>>;
 
     /// Marks `item_ids` done, stores `output` against them and enqueues
-    /// `follow_up`, in one transaction fenced by `claim`.
+    /// `follow_up`, in one transaction fenced by `claim`. `call` is the host's
+    /// JSON record of the call (plugin, attempt, duration, outbound usage),
+    /// stored beside the output.
     async fn complete(
         &self,
         claim: &Claim,
         item_ids: &[i64],
         output: Option<&str>,
         follow_up: &[NewItem],
+        call: Option<&str>,
     ) -> Result<()>;
 
     /// Records a failed attempt on the items in flight under `claim`, then

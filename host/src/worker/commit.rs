@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::unit::SHUTDOWN_REASON;
+use super::unit::{CallRecord, SHUTDOWN_REASON};
 use super::{Shared, TaskPlan};
 use crate::runtime::{CallOutcome, Cancellation, Output, TrapCause};
 use crate::store::{Claim, FailResult, Failure, NewItem, StoreError};
@@ -36,6 +36,7 @@ pub(crate) async fn outcome(
     plan: &TaskPlan,
     ids: &[i64],
     outcome: Result<CallOutcome, String>,
+    record: &CallRecord<'_>,
     cancel: &Cancellation,
 ) -> Next {
     let kind = match &outcome {
@@ -46,7 +47,8 @@ pub(crate) async fn outcome(
         .increment(1);
     let failure = match outcome {
         Ok(CallOutcome::Ok(output)) => {
-            return complete(shared, claim, plan, ids, output, cancel).await;
+            let record = serde_json::to_string(record).expect("a call record serializes");
+            return complete(shared, claim, plan, ids, output, &record, cancel).await;
         }
         Ok(CallOutcome::Retryable { message }) => Failure::Retryable(message),
         Ok(CallOutcome::Permanent { message }) => Failure::Permanent(message),
@@ -78,6 +80,7 @@ async fn complete(
     plan: &TaskPlan,
     ids: &[i64],
     output: Output,
+    record: &str,
     cancel: &Cancellation,
 ) -> Next {
     let follow_up: Vec<NewItem> = output
@@ -95,7 +98,9 @@ async fn complete(
     let mut tries = 0;
     let written = persist(shared, cancel, || {
         tries += 1;
-        shared.store.complete(claim, ids, output, &follow_up)
+        shared
+            .store
+            .complete(claim, ids, output, &follow_up, Some(record))
     })
     .await;
     match written {

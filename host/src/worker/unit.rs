@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::commit::{self, Next};
 use super::{Phase, Shared, TaskPlan};
+use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::{CallRequest, Cancellation};
 use crate::store::{Claim, Item};
@@ -83,8 +84,16 @@ async fn process(
         }
         let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
         let attempt = items[0].attempts + 1;
-        let call_span = tracing::info_span!("call", items = ?ids, attempt);
+        let call_span = tracing::info_span!(
+            "call",
+            items = ?ids,
+            attempt,
+            llm_calls = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+        );
         let call_started = Instant::now();
+        let usage = UsageMeter::default();
         let plugin = plan.plugin.clone();
         let request = CallRequest {
             items: items.into_iter().map(work_item).collect(),
@@ -92,21 +101,44 @@ async fn process(
             task_config: plan.task_config.clone(),
             outbound: shared.outbound.clone(),
             cancel: cancel.clone(),
+            usage: usage.clone(),
         };
         let outcome = shared
             .guests
             .run(async move { plugin.call(request).await }.instrument(call_span.clone()))
             .await
             .and_then(|called| called.map_err(|err| err.to_string()));
+        let duration = call_started.elapsed();
         metrics::histogram!("sluice_call_duration_seconds", "task_type" => claim.task_type.clone())
-            .record(call_started.elapsed().as_secs_f64());
-        let next = commit::outcome(shared, claim, plan, &ids, outcome, cancel)
+            .record(duration.as_secs_f64());
+        let spent = usage.snapshot();
+        call_span.record("llm_calls", spent.llm_calls);
+        call_span.record("input_tokens", spent.input_tokens);
+        call_span.record("output_tokens", spent.output_tokens);
+        let record = CallRecord {
+            plugin: &plan.plugin.name,
+            plugin_version: &plan.plugin.version,
+            attempt,
+            duration_ms: duration.as_millis() as u64,
+            usage: spent,
+        };
+        let next = commit::outcome(shared, claim, plan, &ids, outcome, &record, cancel)
             .instrument(call_span)
             .await;
         if next == Next::Stop {
             return;
         }
     }
+}
+
+/// The host's record of one call, stored beside its output.
+#[derive(serde::Serialize)]
+pub(crate) struct CallRecord<'a> {
+    plugin: &'a str,
+    plugin_version: &'a str,
+    attempt: u32,
+    duration_ms: u64,
+    usage: Usage,
 }
 
 fn work_item(item: Item) -> WorkItem {

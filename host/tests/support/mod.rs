@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod host;
+pub mod outbound;
 pub mod process;
 pub mod proxy;
 pub mod stores;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::imports::{CallContext, DenyAll, Outbound, TaskConfig};
+use sluice::outbound::UsageMeter;
 use sluice::runtime::bindings::types::WorkItem;
 use sluice::runtime::bindings::{http, llm};
 use sluice::runtime::limits::CallLimits;
@@ -91,6 +93,7 @@ pub fn request(task_type: &str, payload: &str, timeout: Duration) -> CallRequest
         task_config: TaskConfig::default(),
         outbound: Arc::new(DenyAll),
         cancel: Cancellation::never(),
+        usage: UsageMeter::default(),
     }
 }
 

@@ -399,6 +399,7 @@ impl Store for PostgresStore {
         item_ids: &[i64],
         output: Option<&str>,
         follow_up: &[NewItem],
+        call: Option<&str>,
     ) -> Result<()> {
         validate::items(follow_up, self.options.max_payload_bytes)?;
         let mut tx = self.durable().await?;
@@ -419,6 +420,7 @@ impl Store for PostgresStore {
             .bind(&claim.work_unit_key)
             .bind(item_ids)
             .bind(output)
+            .bind(call)
             .execute(&mut *tx)
             .await?;
         insert_items(&mut tx, follow_up).await?;

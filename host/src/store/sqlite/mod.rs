@@ -345,6 +345,7 @@ impl Store for SqliteStore {
         item_ids: &[i64],
         output: Option<&str>,
         follow_up: &[NewItem],
+        call: Option<&str>,
     ) -> Result<()> {
         validate::items(follow_up, self.options.max_payload_bytes)?;
         let ids = serde_json::to_string(item_ids).expect("ids serialize");
@@ -366,6 +367,7 @@ impl Store for SqliteStore {
             .bind(&claim.work_unit_key)
             .bind(&ids)
             .bind(output)
+            .bind(call)
             .execute(&mut *tx)
             .await?;
         insert_items(&mut tx, follow_up).await?;

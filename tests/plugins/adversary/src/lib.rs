@@ -4,13 +4,15 @@
 //! (spin, allocate, recurse, panic, hang in an import, return too much) or escape
 //! its sandbox. The host's tests assert that every one of them ends in the right
 //! classified outcome, at its deadline, with the host unharmed. `echo` is the
-//! well-behaved control.
+//! well-behaved control. `llm-call` and `http-call` make the request their
+//! payload describes, so the host's tests can drive the real imports.
 
 wit_bindgen::generate!({
     path: "../../../wit",
     world: "handler",
 });
 
+use serde_json::{Value, json};
 use sluice::task::types::{Mode, NewItem};
 use sluice::task::{config, http, llm, log};
 
@@ -32,6 +34,8 @@ const TASK_TYPES: &[&str] = &[
     "chatty",
     "enqueue-flood",
     "sleep",
+    "llm-call",
+    "http-call",
 ];
 
 impl Guest for Adversary {
@@ -65,6 +69,8 @@ impl Guest for Adversary {
             "chatty" => chatty(&item),
             "enqueue-flood" => Ok(enqueue_flood(&item)),
             "sleep" => sleep(item),
+            "llm-call" => llm_call(&item.payload),
+            "http-call" => http_call(&item.payload),
             other => Err(TaskError::Permanent(format!("unknown task type {other}"))),
         }
     }
@@ -202,6 +208,135 @@ fn call_http() -> Result<Outcome, TaskError> {
     };
     match http::send(&request) {
         Ok(response) => Ok(output(response.status.to_string())),
+        Err(e) => Err(TaskError::Retryable(format!("http: {e:?}"))),
+    }
+}
+
+/// Makes the LLM request the payload describes: `{"model", "messages":
+/// [{"role", "content"}], "max_tokens", "temperature", "stop", "json_schema"}`
+/// (all optional; the schema is a JSON value). Returns `{"content", "model",
+/// "input_tokens", "output_tokens", "finish"}`; a failed call returns the typed
+/// error's debug text, as a permanent error for `denied`, `invalid-request`
+/// and `response-too-large`, a retryable one otherwise.
+fn llm_call(payload: &str) -> Result<Outcome, TaskError> {
+    let spec: Value =
+        serde_json::from_str(payload).map_err(|e| TaskError::Permanent(format!("payload: {e}")))?;
+    let messages = match spec.get("messages").and_then(Value::as_array) {
+        Some(messages) => messages
+            .iter()
+            .map(|m| llm::Message {
+                role: match m.get("role").and_then(Value::as_str) {
+                    Some("system") => llm::Role::System,
+                    Some("assistant") => llm::Role::Assistant,
+                    _ => llm::Role::User,
+                },
+                content: m
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
+            })
+            .collect(),
+        None => vec![llm::Message {
+            role: llm::Role::User,
+            content: "hello".into(),
+        }],
+    };
+    let request = llm::Request {
+        model: spec.get("model").and_then(Value::as_str).map(Into::into),
+        messages,
+        max_tokens: spec
+            .get("max_tokens")
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
+        temperature: spec
+            .get("temperature")
+            .and_then(Value::as_f64)
+            .map(|t| t as f32),
+        stop: spec
+            .get("stop")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().filter_map(Value::as_str).map(Into::into).collect())
+            .unwrap_or_default(),
+        json_schema: spec.get("json_schema").map(Value::to_string),
+    };
+    match llm::complete(&request) {
+        Ok(response) => Ok(output(
+            json!({
+                "content": response.content,
+                "model": response.model,
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+                "finish": format!("{:?}", response.finish_reason),
+            })
+            .to_string(),
+        )),
+        Err(
+            e @ (llm::Error::Denied(_)
+            | llm::Error::InvalidRequest(_)
+            | llm::Error::ResponseTooLarge),
+        ) => Err(TaskError::Permanent(format!("llm: {e:?}"))),
+        Err(e) => Err(TaskError::Retryable(format!("llm: {e:?}"))),
+    }
+}
+
+/// Makes the HTTP request the payload describes: `{"method", "url",
+/// "headers": [[name, value]], "body", "timeout_ms"}`. Returns `{"status",
+/// "headers", "body", "body_len"}` (the body as lossy UTF-8); a failed call
+/// returns the typed error's debug text, as a permanent error for `denied`
+/// and `invalid-request`, a retryable one otherwise.
+fn http_call(payload: &str) -> Result<Outcome, TaskError> {
+    let spec: Value =
+        serde_json::from_str(payload).map_err(|e| TaskError::Permanent(format!("payload: {e}")))?;
+    let method = match spec.get("method").and_then(Value::as_str).unwrap_or("GET") {
+        "HEAD" => http::Method::Head,
+        "POST" => http::Method::Post,
+        "PUT" => http::Method::Put,
+        "PATCH" => http::Method::Patch,
+        "DELETE" => http::Method::Delete,
+        _ => http::Method::Get,
+    };
+    let headers = spec
+        .get("headers")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|pair| {
+                    Some(http::Header {
+                        name: pair.get(0)?.as_str()?.into(),
+                        value: pair.get(1)?.as_str()?.into(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = http::Request {
+        method,
+        url: spec.get("url").and_then(Value::as_str).unwrap_or("").into(),
+        headers,
+        body: spec
+            .get("body")
+            .and_then(Value::as_str)
+            .map(|b| b.as_bytes().to_vec()),
+        timeout_ms: spec.get("timeout_ms").and_then(Value::as_u64),
+    };
+    match http::send(&request) {
+        Ok(response) => Ok(output(
+            json!({
+                "status": response.status,
+                "headers": response
+                    .headers
+                    .iter()
+                    .map(|h| json!([h.name, h.value]))
+                    .collect::<Vec<_>>(),
+                "body": String::from_utf8_lossy(&response.body),
+                "body_len": response.body.len(),
+            })
+            .to_string(),
+        )),
+        Err(e @ (http::Error::Denied(_) | http::Error::InvalidRequest(_))) => {
+            Err(TaskError::Permanent(format!("http: {e:?}")))
+        }
         Err(e) => Err(TaskError::Retryable(format!("http: {e:?}"))),
     }
 }

@@ -1,0 +1,45 @@
+//! `mock-llm`: the mock LLM server as a process, for the demo and manual runs.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use clap::Parser;
+use mock_llm::{FaultRule, FaultSpec, MockLlm, Options};
+
+/// A mock LLM server (OpenAI and Anthropic APIs) with deterministic replies and fault modes.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    listen: SocketAddr,
+    /// A fault for every request that picks none of its own: hang, stall,
+    /// trickle, 429, 429:SECONDS, 500, malformed, huge or reset, optionally
+    /// with *N to fault only the first N requests per prompt.
+    #[arg(long, value_name = "MODE")]
+    fault: Option<FaultSpec>,
+    /// TEXT=MODE: requests whose last user message contains TEXT get MODE
+    /// (repeatable; the first matching rule wins). `hang*1` hangs the first
+    /// such request per prompt and answers its retries.
+    #[arg(long = "fault-when", value_name = "TEXT=MODE")]
+    rules: Vec<FaultRule>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = MockLlm::start_on(
+        args.listen,
+        Options {
+            rules: args.rules,
+            fault: args.fault,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    println!("mock-llm listening on http://{}", server.addr());
+    std::io::stdout().flush()?;
+    tokio::signal::ctrl_c().await?;
+    server.shutdown().await;
+    Ok(())
+}

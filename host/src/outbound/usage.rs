@@ -1,0 +1,163 @@
+//! Accounting of outbound calls: per call in a [`UsageMeter`], per task type
+//! in Prometheus metrics.
+//!
+//! A meter rides along with one plugin call (in `CallRequest` and
+//! `CallContext`); the worker reads it after the call, logs it in the unit's
+//! span and stores it with the output. Metrics go through the `metrics` facade,
+//! so they cost nothing until the process installs an exporter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What one plugin call spent on outbound requests. Cheap to clone: clones
+/// share the same counters.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMeter(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    llm_calls: AtomicU64,
+    llm_retries: AtomicU64,
+    llm_latency_us: AtomicU64,
+    input_tokens: AtomicU64,
+    output_tokens: AtomicU64,
+    http_requests: AtomicU64,
+}
+
+/// A reading of a [`UsageMeter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// `llm.complete` calls, whatever their outcome.
+    pub llm_calls: u64,
+    /// Attempts beyond the first, over all LLM calls (fallbacks included).
+    pub llm_retries: u64,
+    /// Wall time spent in `llm.complete`, retries and backoff included.
+    pub llm_latency_ms: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `http.send` calls, whatever their outcome.
+    pub http_requests: u64,
+}
+
+impl UsageMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> Usage {
+        let c = &self.0;
+        Usage {
+            llm_calls: c.llm_calls.load(Ordering::Relaxed),
+            llm_retries: c.llm_retries.load(Ordering::Relaxed),
+            llm_latency_ms: c.llm_latency_us.load(Ordering::Relaxed) / 1000,
+            input_tokens: c.input_tokens.load(Ordering::Relaxed),
+            output_tokens: c.output_tokens.load(Ordering::Relaxed),
+            http_requests: c.http_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn record_llm(&self, latency: Duration, retries: u32, tokens: Option<(u32, u32)>) {
+        let c = &self.0;
+        c.llm_calls.fetch_add(1, Ordering::Relaxed);
+        c.llm_retries.fetch_add(retries.into(), Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        c.llm_latency_us.fetch_add(micros, Ordering::Relaxed);
+        if let Some((input, output)) = tokens {
+            c.input_tokens.fetch_add(input.into(), Ordering::Relaxed);
+            c.output_tokens.fetch_add(output.into(), Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn record_http(&self) {
+        self.0.http_requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Metric names, for exporters and dashboards.
+pub mod metric {
+    /// Counter: `llm.complete` calls by `task_type`, `provider`, `outcome`.
+    pub const LLM_REQUESTS: &str = "sluice_llm_requests_total";
+    /// Histogram (seconds): `llm.complete` latency by `task_type`, `provider`.
+    pub const LLM_DURATION: &str = "sluice_llm_request_duration_seconds";
+    /// Counter: tokens by `task_type`, `direction` (`input` or `output`).
+    pub const LLM_TOKENS: &str = "sluice_llm_tokens_total";
+    /// Counter: `http.send` calls by `task_type`, `outcome`.
+    pub const HTTP_REQUESTS: &str = "sluice_http_requests_total";
+}
+
+/// Registers descriptions of the outbound metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        metric::LLM_REQUESTS,
+        "LLM calls made by plugins, by task type, provider and outcome"
+    );
+    metrics::describe_histogram!(
+        metric::LLM_DURATION,
+        metrics::Unit::Seconds,
+        "Latency of LLM calls made by plugins, retries included"
+    );
+    metrics::describe_counter!(
+        metric::LLM_TOKENS,
+        "LLM tokens used by plugins, by task type and direction"
+    );
+    metrics::describe_counter!(
+        metric::HTTP_REQUESTS,
+        "HTTP requests made by plugins, by task type and outcome"
+    );
+}
+
+/// Records one finished `llm.complete` call.
+pub(crate) fn llm_metrics(
+    task_type: &str,
+    provider: &str,
+    outcome: &'static str,
+    latency: Duration,
+    tokens: Option<(u32, u32)>,
+) {
+    let (task_type, provider) = (task_type.to_owned(), provider.to_owned());
+    metrics::counter!(metric::LLM_REQUESTS, "task_type" => task_type.clone(), "provider" => provider.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(metric::LLM_DURATION, "task_type" => task_type.clone(), "provider" => provider)
+        .record(latency.as_secs_f64());
+    if let Some((input, output)) = tokens {
+        metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "direction" => "input")
+            .increment(input.into());
+        metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "direction" => "output")
+            .increment(output.into());
+    }
+}
+
+/// Records one finished `http.send` call.
+pub(crate) fn http_metrics(task_type: &str, outcome: &'static str) {
+    metrics::counter!(metric::HTTP_REQUESTS, "task_type" => task_type.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_counters() {
+        let meter = UsageMeter::new();
+        let clone = meter.clone();
+        clone.record_llm(Duration::from_millis(1500), 2, Some((10, 4)));
+        clone.record_llm(Duration::from_millis(500), 0, None);
+        meter.record_http();
+        assert_eq!(
+            meter.snapshot(),
+            Usage {
+                llm_calls: 2,
+                llm_retries: 2,
+                llm_latency_ms: 2000,
+                input_tokens: 10,
+                output_tokens: 4,
+                http_requests: 1,
+            }
+        );
+    }
+}

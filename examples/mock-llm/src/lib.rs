@@ -72,10 +72,20 @@ pub struct RecordedRequest {
     pub body: Value,
 }
 
+/// A POST the webhook sink (`/hooks/...`) received.
+#[derive(Debug, Clone)]
+pub struct HookDelivery {
+    /// The path after `/hooks/`.
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
 struct Shared {
     options: Options,
     counters: fault::Counters,
     requests: Mutex<Vec<RecordedRequest>>,
+    deliveries: Mutex<Vec<HookDelivery>>,
 }
 
 /// A running mock server. Dropping it (or [`MockLlm::shutdown`]) stops it and
@@ -101,6 +111,7 @@ impl MockLlm {
             options,
             counters: fault::Counters::default(),
             requests: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route(
@@ -111,6 +122,7 @@ impl MockLlm {
                 "/v1/messages",
                 post(|s, r, h, b| endpoint(Api::Anthropic, s, r, h, b)),
             )
+            .route("/hooks/{*path}", post(hook))
             .with_state(shared.clone());
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(accept_loop(listener, app, stopped));
@@ -136,6 +148,11 @@ impl MockLlm {
         lock(&self.shared.requests).clone()
     }
 
+    /// Every POST the webhook sink received so far, in arrival order.
+    pub fn deliveries(&self) -> Vec<HookDelivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
     /// Stops the server and waits until every connection is closed.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
@@ -147,6 +164,22 @@ impl Drop for MockLlm {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The webhook sink: a stand-in receiver for webhook plugins in the demo.
+/// Records the delivery and answers 204.
+async fn hook(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    lock(&shared.deliveries).push(HookDelivery {
+        path,
+        headers,
+        body,
+    });
+    StatusCode::NO_CONTENT
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -25,6 +25,29 @@ struct Args {
     rules: Vec<FaultRule>,
 }
 
+/// Prints each webhook delivery as it arrives, one line each.
+async fn print_deliveries(server: &MockLlm) {
+    let mut shown = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let deliveries = server.deliveries();
+        for delivery in &deliveries[shown..] {
+            let signature = delivery
+                .headers
+                .get("x-sluice-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("unsigned");
+            println!(
+                "webhook /hooks/{} ({signature}): {}",
+                delivery.path,
+                String::from_utf8_lossy(&delivery.body)
+            );
+        }
+        shown = deliveries.len();
+        let _ = std::io::stdout().flush();
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -39,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     println!("mock-llm listening on http://{}", server.addr());
     std::io::stdout().flush()?;
-    tokio::signal::ctrl_c().await?;
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped?,
+        () = print_deliveries(&server) => {}
+    }
     server.shutdown().await;
     Ok(())
 }

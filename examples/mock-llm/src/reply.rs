@@ -74,16 +74,43 @@ struct Pieces {
 }
 
 impl Pieces {
+    /// A transcript in the representation plugin's format (`[N] ... | NAME
+    /// (observed): TEXT`) gives the observed peer's messages and their
+    /// numbers, so the demo's observations read like facts; any other prompt
+    /// gives all its sentences and numbers.
     fn new(text: &str) -> Self {
-        let sentences: Vec<String> = text
+        let observed: Vec<(Option<i64>, &str)> = text
+            .lines()
+            .filter_map(|line| {
+                let (head, said) = line.split_once("(observed): ")?;
+                let number = head
+                    .strip_prefix('[')
+                    .and_then(|rest| rest.split_once(']'))
+                    .and_then(|(n, _)| n.parse().ok());
+                Some((number, said))
+            })
+            .collect();
+        let source = if observed.is_empty() {
+            text.to_string()
+        } else {
+            observed
+                .iter()
+                .map(|(_, said)| *said)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let sentences: Vec<String> = source
             .split(['.', '!', '?', '\n'])
             .map(|s| s.trim().chars().take(200).collect::<String>())
             .filter(|s| !s.is_empty())
             .collect();
-        let numbers = text
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let numbers = if observed.is_empty() {
+            text.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        } else {
+            observed.iter().filter_map(|(n, _)| *n).collect()
+        };
         Self {
             sentences,
             next: 0,

@@ -106,7 +106,7 @@ async fn complete(
     match written {
         Ok(()) => {
             committed(claim, "ok");
-            tracing::debug!("items done");
+            tracing::info!("items done");
             Next::Continue
         }
         // A retry after a commit whose reply was lost finds the items done.

@@ -94,6 +94,9 @@ impl Shared {
 pub struct Host {
     shared: Arc<Shared>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    /// The claim loop, awaited at shutdown so that a claim in flight is
+    /// handed to a unit task (which releases it) rather than dropped.
+    claim_loop: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Host {
@@ -125,7 +128,7 @@ impl Host {
         tasks.spawn(heartbeat::run(shared.clone()));
         tasks.spawn(reaper::run(shared.clone()));
         tasks.spawn(pool::listen_for_work(shared.clone()));
-        tasks.spawn(pool::run(shared.clone()));
+        let claim_loop = tokio::spawn(pool::run(shared.clone()));
         tracing::info!(
             worker = %shared.worker.id,
             slots = shared.config.slots,
@@ -135,6 +138,7 @@ impl Host {
         Ok(Host {
             shared,
             tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
+            claim_loop: Arc::new(tokio::sync::Mutex::new(Some(claim_loop))),
         })
     }
 
@@ -194,6 +198,10 @@ impl Host {
     /// maintenance tasks. Nothing is left claimed for the reaper.
     pub async fn shutdown(&self, grace: Duration) {
         self.drain();
+        if let Some(claim_loop) = self.claim_loop.lock().await.take() {
+            // It stops at its next turn; a claim it is making completes first.
+            let _ = claim_loop.await;
+        }
         if tokio::time::timeout(grace, self.shared.running.wait_empty())
             .await
             .is_err()

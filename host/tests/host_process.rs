@@ -311,3 +311,56 @@ fn bad_configuration_stops_the_host_naming_the_key_and_creates_nothing() {
         );
     }
 }
+
+#[test]
+fn sluice_config_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        r#"
+database_url = "postgres://app:hunter2@db.internal/queue"
+slots = 3
+[tasks.webhook.config]
+url = "https://hooks.example.com/in"
+signing_secret = "s3cr3t"
+[llm.providers.main]
+kind = "openai"
+base_url = "https://user:pa55@llm.internal/v1"
+api_key_env = "MAIN_LLM_KEY"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("config")
+        .current_dir(dir.path())
+        .env("SLUICE_LEASE", "45s")
+        .env_remove("SLUICE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: toml::Value = toml::from_str(&stdout).expect("the output is TOML");
+    assert_eq!(shown["slots"].as_integer(), Some(3), "the file applies");
+    assert_eq!(
+        shown["lease"].as_str(),
+        Some("45s"),
+        "the environment applies"
+    );
+    assert_eq!(
+        shown["defaults"]["max_attempts"].as_integer(),
+        Some(5),
+        "defaults are shown"
+    );
+    for secret in ["hunter2", "s3cr3t", "pa55"] {
+        assert!(!stdout.contains(secret), "`{secret}` leaked:\n{stdout}");
+    }
+    assert!(stdout.contains("https://hooks.example.com/in"));
+    assert!(
+        stdout.contains("MAIN_LLM_KEY"),
+        "the key's variable name is shown, not its value"
+    );
+}

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::commit::{self, Next};
+use super::commit::{self, Next, Stop};
 use super::{Phase, Shared, TaskPlan};
 use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::bindings::types::WorkItem;
@@ -73,6 +73,13 @@ async fn process(
         .await
         {
             Ok(items) => items,
+            // Cancelled at shutdown while fetching: give the unit back.
+            Err(Stop::Cancelled(_))
+                if shared.running.cancelled(claim).as_deref() == Some(SHUTDOWN_REASON) =>
+            {
+                commit::release(shared, claim).await;
+                return;
+            }
             Err(stop) => {
                 commit::stopped(claim, &stop);
                 return;

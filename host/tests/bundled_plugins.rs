@@ -10,14 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::types::WorkItem;
 use sluice::runtime::bindings::{http, llm};
 use sluice::runtime::limits::CallLimits;
 use sluice::runtime::registry::{self, Plugin};
 use sluice::runtime::{CallOutcome, CallRequest, Cancellation};
-use support::{guest_wasm, runtime};
+use support::{guest_wasm, hmac_sha256, runtime};
 
 type LlmScript = Box<dyn Fn(&llm::Request) -> Result<llm::Response, llm::Error> + Send + Sync>;
 type HttpScript = Box<dyn Fn(&http::Request) -> Result<http::Response, http::Error> + Send + Sync>;
@@ -370,27 +369,6 @@ async fn summary_summarizes_within_the_budget() {
     )
     .await;
     assert!(matches!(bad, CallOutcome::Permanent { .. }), "{bad:?}");
-}
-
-/// HMAC-SHA256 written out from its definition (RFC 2104), independently of
-/// the plugin's implementation.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    outer.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn header<'a>(request: &'a http::Request, name: &str) -> Option<&'a str> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use sluice::imports::{CallContext, DenyAll, Outbound, TaskConfig};
 use sluice::outbound::UsageMeter;
 use sluice::runtime::bindings::types::WorkItem;
@@ -128,4 +129,25 @@ pub async fn assert_echo_works(plugin: &Plugin) {
         ),
         other => panic!("echo should succeed after a misbehaving call, got {other:?}"),
     }
+}
+
+/// HMAC-SHA256 written out from its definition (RFC 2104), independently of
+/// the webhook plugin's implementation; lowercase hex.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -96,3 +96,36 @@ pub async fn postgres_with(options: StoreOptions) -> TestStore {
         _cleanup: Cleanup::Schema(schema),
     }
 }
+
+impl TestStore {
+    /// Runs `sql` on the test database directly (outside the `Store` API)
+    /// and returns every row's columns as text: cast each column to `TEXT`
+    /// in `sql`, which then reads the same on SQLite and Postgres.
+    pub async fn text_rows(&self, sql: &'static str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        fn columns<R: Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            rows.iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get(i).expect("a text column"))
+                        .collect()
+                })
+                .collect()
+        }
+        if self.url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
+            pool.close().await;
+            columns(rows)
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
+            pool.close().await;
+            columns(rows)
+        }
+    }
+}

@@ -522,6 +522,58 @@ mod cases {
         assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[1]]);
     }
 
+    pub async fn items_behind_a_dead_lettered_head_get_their_own_attempts(t: TestStore) {
+        let store = &*t.store;
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                item("echo", "k", r#"{"n":1}"#),
+                item("echo", "k", r#"{"n":2}"#),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let policy = fast_policy(2);
+        // Whole batches fail twice: the head is dead-lettered.
+        for _ in 0..2 {
+            let claim = claim_one(store, "w", "echo").await;
+            assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap().len(), 2);
+            store
+                .fail(&claim, &Failure::Retryable("outage".into()), &policy)
+                .await
+                .unwrap();
+        }
+        let dead = store.dead_list(None, 10).await.unwrap();
+        assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[0]]);
+        // The second item, now the head, starts afresh: one more failure
+        // backs off instead of dead-lettering it.
+        let claim = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        assert_eq!(batch[0].id, ids[1]);
+        assert_eq!(batch[0].attempts, 0);
+        let result = store
+            .fail(&claim, &Failure::Retryable("still out".into()), &policy)
+            .await
+            .unwrap();
+        assert!(matches!(result, FailResult::RetryAt(_)), "{result:?}");
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        let result = store
+            .fail(&claim, &Failure::Retryable("still out".into()), &policy)
+            .await
+            .unwrap();
+        assert_eq!(result, FailResult::DeadLettered(ids[1]));
+        let dead = store.dead_list(None, 10).await.unwrap();
+        let second = dead.iter().find(|d| d.id == ids[1]).unwrap();
+        assert_eq!(second.attempts, 2);
+        assert_eq!(
+            second.errors.as_array().unwrap().len(),
+            4,
+            "its history keeps the failures it shared with the head"
+        );
+    }
+
     pub async fn a_permanent_failure_dead_letters_at_once(t: TestStore) {
         let store = &*t.store;
         let id = store.enqueue(&[item("echo", "k", "{}")]).await.unwrap()[0].id;
@@ -873,6 +925,7 @@ both_backends!(
     a_fenced_write_after_a_reap_changes_nothing,
     heartbeats_extend_leases_and_reveal_lost_claims,
     retryable_failures_back_off_then_dead_letter_the_head,
+    items_behind_a_dead_lettered_head_get_their_own_attempts,
     a_permanent_failure_dead_letters_at_once,
     a_key_that_keeps_losing_its_claim_is_quarantined,
     release_gives_the_unit_back_without_an_attempt,

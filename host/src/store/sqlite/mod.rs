@@ -197,6 +197,12 @@ async fn record_failure(
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
+            sqlx::query(include_str!("fresh_start.sql"))
+                .bind(&claim.task_type)
+                .bind(&claim.work_unit_key)
+                .bind(claim.claim_seq)
+                .execute(&mut **tx)
+                .await?;
             (Some(FailResult::DeadLettered(id)), 0)
         }
         Some((id, attempts)) => (None, policy.backoff_ms(id, attempts)),

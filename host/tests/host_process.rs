@@ -223,6 +223,7 @@ async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
     let total = (KEYS * PER_KEY) as i64;
     let dir = HostDir::new(&db.url, &format!("slots = 4\n{FAST}"));
     let victim = dir.start("victim");
+    let victim_pid = victim.pid();
     let others = [dir.start("second"), dir.start("third")];
 
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
@@ -232,7 +233,7 @@ async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
             "SELECT work_unit_key, claim_seq FROM sluice_units
              WHERE claimed_by LIKE '%:' || $1 || ':%' AND lease_expires_ms IS NOT NULL",
         )
-        .bind(victim.pid().to_string())
+        .bind(victim_pid.to_string())
         .fetch_all(&pool)
         .await
         .unwrap()
@@ -243,14 +244,27 @@ async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
         || async { count(store.as_ref(), "echo", "done").await >= total / 5 },
     )
     .await;
-    let held = loop {
-        let held = victim_claims().await;
-        if !held.is_empty() {
-            break held;
-        }
+    while victim_claims().await.is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    }
     victim.kill9();
+    // What the dead host still holds, and which of those units had work left.
+    let held: Vec<(String, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
+        "SELECT work_unit_key, claim_seq, pending_count FROM sluice_units
+         WHERE claimed_by LIKE '%:' || $1 || ':%' AND lease_expires_ms IS NOT NULL",
+    )
+    .bind(victim_pid.to_string())
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .filter(|(_, _, pending)| *pending > 0)
+    .map(|(key, seq, _)| (key, seq))
+    .collect();
+    assert!(
+        !held.is_empty(),
+        "the victim must die holding units with work left"
+    );
 
     wait_until(
         "the other hosts finish every item",

@@ -33,16 +33,21 @@ struct Api {
     queue: metrics::QueueGauges,
 }
 
-/// Binds `addr` (so a taken port fails at start, with the address in the
-/// error) and serves until the process ends.
-pub async fn bind(
-    addr: SocketAddr,
+/// Binds `addr`, so that a taken port fails at start (before anything is
+/// claimed) with the address in the error.
+pub async fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {err}; set `listen` to a free address or \"off\"")
+    })
+}
+
+/// Serves the endpoints on `listener` until the process ends; returns the
+/// address it serves on.
+pub fn serve(
+    listener: TcpListener,
     host: Host,
     stall_after: Duration,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await.map_err(|err| {
-        anyhow::anyhow!("cannot listen on {addr} for /healthz and /metrics: {err}; set `listen` to a free address or \"off\"")
-    })?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -60,6 +65,15 @@ pub async fn bind(
     });
     tracing::info!(%bound, "serving /healthz, /readyz and /metrics");
     Ok(bound)
+}
+
+/// [`listen`] then [`serve`].
+pub async fn bind(
+    addr: SocketAddr,
+    host: Host,
+    stall_after: Duration,
+) -> anyhow::Result<SocketAddr> {
+    serve(listen(addr).await?, host, stall_after)
 }
 
 async fn healthz(State(api): State<Api>) -> Response {

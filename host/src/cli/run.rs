@@ -66,6 +66,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let listener = match listen {
+        Some(addr) => Some(api::listen(addr).await?),
+        None => None,
+    };
     let stall_after = config.stall_after;
     let grace = config.shutdown_grace;
     let host = Host::start(HostParts {
@@ -76,8 +80,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         worker: this_process(),
     })
     .await?;
-    if let Some(addr) = listen {
-        api::bind(addr, host.clone(), stall_after).await?;
+    if let Some(listener) = listener {
+        api::serve(listener, host.clone(), stall_after)?;
     }
 
     shutdown::first_signal()

@@ -197,6 +197,17 @@ impl Config {
                 format!("must be between 1 and 4096, got {}", self.slots),
             ));
         }
+        for (key, value) in [
+            ("lease", self.lease),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("reaper_interval", self.reaper_interval),
+            ("poll_interval", self.poll_interval),
+            ("fair_share", self.fair_share),
+            ("shutdown_grace", self.shutdown_grace),
+            ("stall_after", self.stall_after),
+        ] {
+            at_most(key, value, MAX_INTERVAL)?;
+        }
         at_least("lease", self.lease, Duration::from_secs(1))?;
         at_least(
             "heartbeat_interval",
@@ -224,17 +235,31 @@ impl Config {
             Duration::from_millis(10),
         )?;
         at_least("fair_share", self.fair_share, Duration::from_millis(1))?;
-        at_least("stall_after", self.stall_after, Duration::from_secs(1))?;
+        // The claim loop may wait up to a lease on a slow database, and
+        // heartbeats may be up to two intervals apart while it is away.
+        let busiest = (self.lease + Duration::from_secs(5)).max(self.heartbeat_interval * 2);
+        if self.stall_after <= busiest {
+            return Err(ConfigError::invalid(
+                "stall_after",
+                format!(
+                    "must be more than {}: a slow database would make a healthy host look stalled (raise it or lower `lease`)",
+                    humantime::format_duration(busiest)
+                ),
+            ));
+        }
         if self.max_payload_bytes == 0 {
             return Err(ConfigError::invalid(
                 "max_payload_bytes",
                 "must be positive",
             ));
         }
-        if self.max_connections < 2 {
+        if self.max_connections < self.slots.saturating_add(2) {
             return Err(ConfigError::invalid(
                 "max_connections",
-                "must be at least 2 (the heartbeat needs one of its own)",
+                format!(
+                    "must be at least `slots` + 2 ({}): every slot may be writing while the heartbeat and the claim loop need one each",
+                    self.slots.saturating_add(2)
+                ),
             ));
         }
         self.listen_addr()?;
@@ -337,6 +362,23 @@ impl Config {
         }
         shown
     }
+}
+
+/// The longest interval, lease or grace period accepted: a day.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be at most {}, got {}",
+                humantime::format_duration(max),
+                humantime::format_duration(value)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn at_least(key: &str, value: Duration, min: Duration) -> Result<(), ConfigError> {

@@ -11,6 +11,9 @@ use crate::outbound::{TaskHttpConfig, TaskLlmConfig};
 use crate::runtime::limits::CallLimits;
 use crate::store::{BatchLimits, Gate, RetryPolicy};
 
+/// The longest call timeout, backoff or gate wait accepted: a week.
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The largest memory limit accepted: 64 GiB.
 const MAX_MEMORY_MIB: u64 = 64 << 10;
 
@@ -66,8 +69,23 @@ impl Default for TaskSettings {
 impl TaskSettings {
     pub(super) fn validate(&self, section: &str) -> Result<(), ConfigError> {
         let key = |name: &str| format!("{section}.{name}");
-        if self.timeout.is_zero() {
-            return Err(ConfigError::invalid(key("timeout"), "must be positive"));
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(ConfigError::invalid(
+                key("timeout"),
+                "must be positive and at most a week",
+            ));
+        }
+        if self.backoff_max > MAX_TIMEOUT {
+            return Err(ConfigError::invalid(
+                key("backoff_max"),
+                "must be at most a week",
+            ));
+        }
+        if self.gate_max_wait.is_some_and(|wait| wait > MAX_TIMEOUT) {
+            return Err(ConfigError::invalid(
+                key("gate_max_wait"),
+                "must be at most a week",
+            ));
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::invalid(

@@ -121,8 +121,15 @@ async fn complete(
             fail(shared, claim, plan, failure, cancel).await;
             Next::Stop
         }
+        // Not an outage: the database will refuse this outcome every time
+        // (a NUL character Postgres cannot store, an oversized key, ...).
+        Err(Stop::Store(StoreError::Database(err))) => {
+            let failure = Failure::Permanent(format!("the database refused the outcome: {err}"));
+            fail(shared, claim, plan, failure, cancel).await;
+            Next::Stop
+        }
         Err(stop) => {
-            stopped(claim, &stop);
+            give_up(shared, claim, &stop).await;
             Next::Stop
         }
     }
@@ -135,6 +142,11 @@ async fn fail(
     failure: Failure,
     cancel: &Cancellation,
 ) {
+    // Postgres cannot store NUL characters in text; a guest's message may hold them.
+    let failure = match failure {
+        Failure::Retryable(m) => Failure::Retryable(m.replace('\0', "")),
+        Failure::Permanent(m) => Failure::Permanent(m.replace('\0', "")),
+    };
     let written = persist(shared, cancel, || {
         shared.store.fail(claim, &failure, &plan.retry)
     })
@@ -155,7 +167,7 @@ async fn fail(
             committed(claim, "dead");
             tracing::error!(error, item = id, "item dead-lettered");
         }
-        Err(stop) => stopped(claim, &stop),
+        Err(stop) => give_up(shared, claim, &stop).await,
     }
 }
 
@@ -194,6 +206,49 @@ pub(crate) async fn release(shared: &Shared, claim: &Claim) {
         Err(_) => tracing::error!(
             "cannot release the unit: the database did not answer within the lease; the reaper will"
         ),
+    }
+}
+
+/// A unit task that cannot go on: logs why and, unless the claim is known to
+/// be someone else's, gives the unit back (fenced, so harmless if it is not
+/// ours any more) rather than leave it held until the reaper.
+pub(crate) async fn give_up(shared: &Shared, claim: &Claim, stop: &Stop) {
+    stopped(claim, stop);
+    if !matches!(stop, Stop::Store(StoreError::ClaimLost { .. })) {
+        let _ = tokio::time::timeout(
+            shared.config.heartbeat_interval,
+            shared.store.release(claim),
+        )
+        .await;
+    }
+}
+
+/// Whether a database error is an outage worth waiting out (the connection
+/// broke, the pool is exhausted, the server is restarting, a serialization
+/// conflict, SQLite is busy) rather than a refusal that will recur.
+fn transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code() {
+            // SQLite's (extended) result codes are numbers: BUSY and LOCKED.
+            Some(code) if code.chars().all(|c| c.is_ascii_digit()) => {
+                matches!(code.parse::<u32>().map(|c| c & 0xff), Ok(5 | 6))
+            }
+            // Postgres SQLSTATEs: connection exceptions, shutdown, too many
+            // connections, serialization failure, deadlock.
+            Some(code) => {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code.as_ref(), "53300" | "40001" | "40P01")
+            }
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -250,7 +305,7 @@ where
                 shared.health.database(true);
                 return Ok(value);
             }
-            Ok(Err(StoreError::Database(err))) => err.to_string(),
+            Ok(Err(StoreError::Database(err))) if transient(&err) => err.to_string(),
             Ok(Err(err)) => return Err(Stop::Store(err)),
             Err(_) => "the database did not answer within the lease".to_string(),
         };

@@ -8,10 +8,11 @@
 //! every running unit is cancelled (another host may already be running it).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::backoff::Backoff;
+use crate::store::Claim;
 
 /// Why a unit was cancelled because its claim went away.
 pub(crate) const CLAIM_LOST: &str = "the claim was lost (reaped or taken over)";
@@ -19,16 +20,27 @@ pub(crate) const CLAIM_LOST: &str = "the claim was lost (reaped or taken over)";
 pub(crate) const LEASE_EXPIRED: &str =
     "the lease expired while the database was unreachable; another host may own the unit now";
 
+/// The shortest wait for a heartbeat, so a lease about to run out still gets
+/// one last try.
+const MIN_WAIT: Duration = Duration::from_millis(50);
+
 pub(crate) async fn run(shared: Arc<Shared>) {
     let interval = shared.config.heartbeat_interval;
     let lease = shared.config.lease;
     let mut last_renewed = Instant::now();
     let mut backoff = Backoff::new(interval / 8, interval);
+    // Claims held in the store that no unit task works on, seen last time.
+    let mut suspects: Vec<Claim> = Vec::new();
     loop {
         shared.health.tick_heartbeat();
         let started = Instant::now();
-        let renewed =
-            tokio::time::timeout(interval, shared.store.heartbeat(&shared.worker.id, lease)).await;
+        // Never wait for the database past the lease still held.
+        let left = lease.saturating_sub(last_renewed.elapsed());
+        let renewed = tokio::time::timeout(
+            interval.min(left).max(MIN_WAIT),
+            shared.store.heartbeat(&shared.worker.id, lease),
+        )
+        .await;
         let wait = match renewed {
             Ok(Ok(held)) => {
                 shared.health.database(true);
@@ -38,24 +50,52 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 if lost > 0 {
                     metrics::counter!("sluice_lost_claims_total").increment(lost as u64);
                 }
+                suspects = release_orphans(&shared, held, &suspects).await;
                 interval
             }
             failed => {
                 shared.health.database(false);
                 match failed {
                     Ok(Err(err)) => tracing::warn!(error = %err, "heartbeat failed"),
-                    _ => tracing::warn!(timeout = ?interval, "heartbeat did not finish in time"),
+                    _ => tracing::warn!("heartbeat did not finish in time"),
                 }
-                if last_renewed.elapsed() >= lease && shared.running.len() > 0 {
+                let left = lease.saturating_sub(last_renewed.elapsed());
+                if left.is_zero() && shared.running.len() > 0 {
                     tracing::error!(
                         units = shared.running.len(),
                         "no heartbeat for longer than the lease: cancelling running units"
                     );
-                    shared.running.cancel_all(LEASE_EXPIRED);
+                    shared.running.cancel_all(LEASE_EXPIRED, true);
                 }
-                backoff.next_wait()
+                // Try again no later than when the lease runs out.
+                backoff.next_wait().min(left).max(MIN_WAIT)
             }
         };
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Claims the store says this process holds but no unit task works on (a
+/// claim whose reply never arrived, a unit task that ended without releasing)
+/// would be renewed forever. Each is released once two heartbeats in a row
+/// have seen it orphaned; the first sighting may be a claim its unit task has
+/// not registered yet. Returns this heartbeat's orphans, for the next one.
+async fn release_orphans(shared: &Shared, held: Vec<Claim>, suspects: &[Claim]) -> Vec<Claim> {
+    let mut orphans = Vec::new();
+    for claim in held {
+        if shared.running.contains(&claim) {
+            continue;
+        }
+        if suspects.contains(&claim) {
+            tracing::warn!(
+                task_type = %claim.task_type,
+                work_unit_key = %claim.work_unit_key,
+                "releasing a claim no unit task works on"
+            );
+            let _ = shared.store.release(&claim).await;
+        } else {
+            orphans.push(claim);
+        }
+    }
+    orphans
 }

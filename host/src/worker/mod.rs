@@ -73,7 +73,7 @@ pub(crate) struct Shared {
     /// Where plugin calls run, apart from everything else.
     pub(crate) guests: guests::GuestThreads,
     pub(crate) slots: Arc<Semaphore>,
-    pub(crate) running: Running,
+    pub(crate) running: Arc<Running>,
     pub(crate) health: Arc<Health>,
     /// Wakes the claim loop: new work was signalled or a slot was freed.
     pub(crate) wake: Notify,
@@ -119,7 +119,7 @@ impl Host {
             outbound: parts.outbound,
             worker: parts.worker,
             plans,
-            running: Running::default(),
+            running: Arc::new(Running::default()),
             wake: Notify::new(),
             phase: watch::channel(Phase::Running).0,
             paused: watch::channel(false).0,
@@ -179,7 +179,7 @@ impl Host {
     /// Cancels every running call; their units are released without an attempt.
     pub fn cancel_running(&self) {
         self.advance(Phase::Cancelling);
-        self.shared.running.cancel_all(unit::SHUTDOWN_REASON);
+        self.shared.running.cancel_all(unit::SHUTDOWN_REASON, false);
     }
 
     fn advance(&self, phase: Phase) {
@@ -211,7 +211,17 @@ impl Host {
                 "grace period over: cancelling running units"
             );
             self.cancel_running();
-            self.shared.running.wait_empty().await;
+            // Cancelled calls end at once; their releases are bounded by the lease.
+            let bound = self.shared.config.lease * 2;
+            if tokio::time::timeout(bound, self.shared.running.wait_empty())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    units = self.shared.running.len(),
+                    "units did not wind down; their leases will expire"
+                );
+            }
         }
         let mut tasks = self.tasks.lock().await;
         tasks.abort_all();

@@ -87,8 +87,8 @@ fn start_unit(shared: &Arc<Shared>, claim: Claim) {
         .clone()
         .try_acquire_owned()
         .expect("the claim loop claims only as many units as there are free slots");
-    let cancel = shared.running.insert(&claim);
-    tokio::spawn(unit::run(shared.clone(), claim, cancel, permit));
+    let (cancel, registered) = shared.running.insert(&claim);
+    tokio::spawn(unit::run(shared.clone(), claim, cancel, registered, permit));
 }
 
 /// Wakes the claim loop when another process (or this one) enqueues work, on

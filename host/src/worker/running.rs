@@ -1,11 +1,17 @@
-//! The units this process is working on, and the handle to stop each one.
+//! The units this process is working on, and the handles to stop each one.
 //!
 //! The heartbeat compares this set with the claims the store says we still
 //! hold and cancels the difference; shutdown cancels everything and waits
 //! until the set is empty, which is when no claim of ours is left behind.
+//!
+//! Each unit has two cancellations. The *call* one stops a running plugin call:
+//! it fires at shutdown and when the claim is lost. The *write* one stops
+//! waiting for the database to take the unit's outcome: it fires only when the
+//! claim is lost, so a call that finished just as the grace period ended still
+//! gets its result written.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -15,18 +21,38 @@ use crate::store::Claim;
 
 /// One running unit.
 struct Entry {
-    claim_seq: i64,
     /// When the claim was registered; a heartbeat that started earlier cannot
     /// know about it and must not cancel it.
     since: Instant,
-    canceller: Canceller,
+    call: Canceller,
+    write: Canceller,
     /// Why it was cancelled, once it was.
     cancelled: Option<String>,
 }
 
-/// The set of running units, keyed by (task type, work unit key).
+/// A claim, as the key of the running set (a unit may be claimed again under a
+/// new claim number while an older task still winds down).
+type Key = (String, String, i64);
+
+fn key(claim: &Claim) -> Key {
+    (
+        claim.task_type.clone(),
+        claim.work_unit_key.clone(),
+        claim.claim_seq,
+    )
+}
+
+/// The cancellations a unit task holds.
+pub(crate) struct UnitCancel {
+    /// Stops the plugin call.
+    pub(crate) call: Cancellation,
+    /// Stops waiting to write the outcome.
+    pub(crate) write: Cancellation,
+}
+
+/// The set of running units.
 pub(crate) struct Running {
-    units: Mutex<HashMap<(String, String), Entry>>,
+    units: Mutex<HashMap<Key, Entry>>,
     /// How many units are running, for waiters.
     count: watch::Sender<usize>,
 }
@@ -40,34 +66,54 @@ impl Default for Running {
     }
 }
 
+/// Removes its unit from the running set when dropped, so a unit task that
+/// ends in any way (a panic included) never stays counted.
+pub(crate) struct Registered {
+    running: Arc<Running>,
+    claim: Claim,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut units = self.running.lock();
+        units.remove(&key(&self.claim));
+        self.running.count.send_replace(units.len());
+    }
+}
+
 impl Running {
-    /// Adds a freshly claimed unit; its calls stop when the returned
-    /// cancellation fires.
-    pub(crate) fn insert(&self, claim: &Claim) -> Cancellation {
-        let (canceller, cancel) = cancellation();
-        let mut units = self.units.lock().expect("running units lock");
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        self.units
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a freshly claimed unit; it leaves the set when the returned guard
+    /// is dropped.
+    pub(crate) fn insert(self: &Arc<Self>, claim: &Claim) -> (UnitCancel, Registered) {
+        let (call, call_cancel) = cancellation();
+        let (write, write_cancel) = cancellation();
+        let mut units = self.lock();
         units.insert(
             key(claim),
             Entry {
-                claim_seq: claim.claim_seq,
                 since: Instant::now(),
-                canceller,
+                call,
+                write,
                 cancelled: None,
             },
         );
         self.count.send_replace(units.len());
-        cancel
-    }
-
-    pub(crate) fn remove(&self, claim: &Claim) {
-        let mut units = self.units.lock().expect("running units lock");
-        if units
-            .get(&key(claim))
-            .is_some_and(|entry| entry.claim_seq == claim.claim_seq)
-        {
-            units.remove(&key(claim));
-        }
-        self.count.send_replace(units.len());
+        (
+            UnitCancel {
+                call: call_cancel,
+                write: write_cancel,
+            },
+            Registered {
+                running: self.clone(),
+                claim: claim.clone(),
+            },
+        )
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -78,47 +124,50 @@ impl Running {
         self.count.subscribe()
     }
 
+    /// Whether a claim is being worked on here.
+    pub(crate) fn contains(&self, claim: &Claim) -> bool {
+        self.lock().contains_key(&key(claim))
+    }
+
     /// Why the unit under `claim` was cancelled, if it was.
     pub(crate) fn cancelled(&self, claim: &Claim) -> Option<String> {
-        let units = self.units.lock().expect("running units lock");
-        units
+        self.lock()
             .get(&key(claim))
-            .filter(|entry| entry.claim_seq == claim.claim_seq)
             .and_then(|entry| entry.cancelled.clone())
     }
 
-    /// Cancels units registered before `checked_at` whose claim is not in
-    /// `held`. Returns how many were cancelled.
+    /// Cancels (call and write) units registered before `checked_at` whose
+    /// claim is not in `held`. Returns how many were cancelled.
     pub(crate) fn cancel_lost(&self, held: &[Claim], checked_at: Instant, reason: &str) -> usize {
-        let mut units = self.units.lock().expect("running units lock");
+        let held: std::collections::HashSet<Key> = held.iter().map(key).collect();
         let mut lost = 0;
-        for ((task_type, key), entry) in units.iter_mut() {
-            let still_held = held.iter().any(|claim| {
-                claim.claim_seq == entry.claim_seq
-                    && &claim.task_type == task_type
-                    && &claim.work_unit_key == key
-            });
-            if !still_held && entry.since < checked_at && entry.cancelled.is_none() {
+        for (claim, entry) in self.lock().iter_mut() {
+            let (task_type, unit, _) = claim;
+            if entry.since < checked_at && entry.cancelled.is_none() && !held.contains(claim) {
                 tracing::warn!(
                     task_type,
-                    work_unit_key = key,
+                    work_unit_key = unit,
                     "claim lost: cancelling the unit"
                 );
                 entry.cancelled = Some(reason.to_string());
-                entry.canceller.cancel(reason);
+                entry.call.cancel(reason);
+                entry.write.cancel(reason);
                 lost += 1;
             }
         }
         lost
     }
 
-    /// Cancels every running unit with `reason`.
-    pub(crate) fn cancel_all(&self, reason: &str) {
-        let mut units = self.units.lock().expect("running units lock");
-        for entry in units.values_mut() {
+    /// Cancels every running unit's call with `reason`; with `writes`, their
+    /// pending writes too (the claim can no longer be trusted).
+    pub(crate) fn cancel_all(&self, reason: &str, writes: bool) {
+        for entry in self.lock().values_mut() {
             if entry.cancelled.is_none() {
                 entry.cancelled = Some(reason.to_string());
-                entry.canceller.cancel(reason);
+                entry.call.cancel(reason);
+            }
+            if writes {
+                entry.write.cancel(reason);
             }
         }
     }
@@ -129,8 +178,4 @@ impl Running {
         // The sender lives as long as `self`, so this cannot fail.
         let _ = count.wait_for(|count| *count == 0).await;
     }
-}
-
-fn key(claim: &Claim) -> (String, String) {
-    (claim.task_type.clone(), claim.work_unit_key.clone())
 }

@@ -13,11 +13,12 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::commit::{self, Next, Stop};
+use super::commit::{self, Next};
+use super::running::{Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
 use crate::outbound::{Usage, UsageMeter};
+use crate::runtime::CallRequest;
 use crate::runtime::bindings::types::WorkItem;
-use crate::runtime::{CallRequest, Cancellation};
 use crate::store::{Claim, Item};
 
 /// Why running calls are cancelled at the end of the grace period.
@@ -26,8 +27,9 @@ pub(crate) const SHUTDOWN_REASON: &str = "the host is shutting down";
 pub(crate) async fn run(
     shared: Arc<Shared>,
     claim: Claim,
-    cancel: Cancellation,
-    _permit: OwnedSemaphorePermit,
+    cancel: UnitCancel,
+    registered: Registered,
+    permit: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
     match shared.plans.get(&claim.task_type) {
@@ -51,7 +53,10 @@ pub(crate) async fn run(
     }
     metrics::histogram!("sluice_unit_duration_seconds", "task_type" => claim.task_type.clone())
         .record(started.elapsed().as_secs_f64());
-    shared.running.remove(&claim);
+    // Leave the running set and free the slot before waking the claim loop,
+    // so it sees the slot free.
+    drop(registered);
+    drop(permit);
     shared.wake.notify_one();
 }
 
@@ -59,7 +64,7 @@ async fn process(
     shared: &Shared,
     claim: &Claim,
     plan: &TaskPlan,
-    cancel: &Cancellation,
+    cancel: &UnitCancel,
     started: Instant,
 ) {
     loop {
@@ -67,21 +72,14 @@ async fn process(
             commit::release(shared, claim).await;
             return;
         }
-        let items = match commit::persist(shared, cancel, || {
+        let items = match commit::persist(shared, &cancel.write, || {
             shared.store.fetch_batch(claim, plan.batch)
         })
         .await
         {
             Ok(items) => items,
-            // Cancelled at shutdown while fetching: give the unit back.
-            Err(Stop::Cancelled(_))
-                if shared.running.cancelled(claim).as_deref() == Some(SHUTDOWN_REASON) =>
-            {
-                commit::release(shared, claim).await;
-                return;
-            }
             Err(stop) => {
-                commit::stopped(claim, &stop);
+                commit::give_up(shared, claim, &stop).await;
                 return;
             }
         };
@@ -107,7 +105,7 @@ async fn process(
             limits: plan.limits.clone(),
             task_config: plan.task_config.clone(),
             outbound: shared.outbound.clone(),
-            cancel: cancel.clone(),
+            cancel: cancel.call.clone(),
             usage: usage.clone(),
         };
         let outcome = shared
@@ -129,7 +127,7 @@ async fn process(
             duration_ms: duration.as_millis() as u64,
             usage: spent,
         };
-        let next = commit::outcome(shared, claim, plan, &ids, outcome, &record, cancel)
+        let next = commit::outcome(shared, claim, plan, &ids, outcome, &record, &cancel.write)
             .instrument(call_span)
             .await;
         if next == Next::Stop {

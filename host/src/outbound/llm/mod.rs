@@ -237,11 +237,12 @@ impl Provider {
 
     /// `text` with the API key taken out, cut to a sensible length.
     fn scrub(&self, text: &str) -> String {
-        let mut text: String = text.chars().take(MESSAGE_CHARS).collect();
-        if let Some(ApiKey(key)) = &self.key {
-            text = text.replace(key.as_str(), "[redacted]");
-        }
-        text
+        // Replace first: a key cut in half by the length limit would leak.
+        let text = match &self.key {
+            Some(ApiKey(key)) => text.replace(key.as_str(), "[redacted]"),
+            None => text.to_string(),
+        };
+        text.chars().take(MESSAGE_CHARS).collect()
     }
 
     /// One chat completion with `model`, retried as configured. Adds the

@@ -36,7 +36,7 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         (value.is_finite() && value >= 0.0).then_some(value)
     };
     if let Some(ms) = number("retry-after-ms") {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
     }
     number("retry-after").map(|secs| Duration::from_secs_f64(secs.min(86_400.0)))
 }
@@ -45,6 +45,13 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn an_absurd_retry_after_is_capped_at_a_day() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after-ms", HeaderValue::from_static("1e30"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
+    }
 
     #[test]
     fn backoff_grows_within_bounds() {

@@ -471,6 +471,9 @@ impl Store for PostgresStore {
             if expired.is_empty() {
                 return Ok(reaped);
             }
+            // Rows another reaper or a heartbeat holds are skipped; a pass
+            // that reaped none of what it saw must not spin on them.
+            let before = reaped;
             for row in expired {
                 let claim = Claim {
                     task_type: row.get(0),
@@ -498,6 +501,9 @@ impl Store for PostgresStore {
                 record_failure(&mut tx, &claim, &failure, policies.get(&claim.task_type)).await?;
                 tx.commit().await?;
                 reaped += 1;
+            }
+            if reaped == before {
+                return Ok(reaped);
             }
         }
     }

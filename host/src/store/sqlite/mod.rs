@@ -418,6 +418,9 @@ impl Store for SqliteStore {
             if expired.is_empty() {
                 return Ok(reaped);
             }
+            // Rows another reaper or a heartbeat holds are skipped; a pass
+            // that reaped none of what it saw must not spin on them.
+            let before = reaped;
             for row in expired {
                 let claim = Claim {
                     task_type: row.get(0),
@@ -445,6 +448,9 @@ impl Store for SqliteStore {
                 record_failure(&mut tx, &claim, &failure, policies.get(&claim.task_type)).await?;
                 tx.commit().await?;
                 reaped += 1;
+            }
+            if reaped == before {
+                return Ok(reaped);
             }
         }
     }

@@ -97,9 +97,15 @@ fn a_bad_value_is_named_with_its_key() {
     let err = message(load("database_url = \"mysql://x\"", &[]));
     assert!(err.contains("database_url"), "{err}");
     let err = message(load("lease = \"2m\"", &[]));
-    assert!(err.contains("`stall_after`"), "a lease longer than stall_after: {err}");
+    assert!(
+        err.contains("`stall_after`"),
+        "a lease longer than stall_after: {err}"
+    );
     let err = message(load("slots = 20", &[]));
-    assert!(err.contains("`max_connections`"), "more slots than connections: {err}");
+    assert!(
+        err.contains("`max_connections`"),
+        "more slots than connections: {err}"
+    );
     let err = message(load("lease = \"400days\"", &[]));
     assert!(err.contains("`lease`") && err.contains("at most"), "{err}");
     let err = message(load("[tasks.summary]\ntimeout = \"30days\"", &[]));

@@ -118,6 +118,14 @@ fn special(ip: IpAddr) -> Option<&'static str> {
                 Some("a private (unique local) address")
             } else if first & 0xffc0 == 0xfe80 {
                 Some("a link-local address")
+            } else if first & 0xffc0 == 0xfec0 {
+                Some("a site-local address")
+            } else if first == 0x2002 {
+                Some("a 6to4 address (it carries an IPv4 address)")
+            } else if v6.segments()[..6] == [0; 6] {
+                Some("an IPv4-compatible address")
+            } else if v6.segments()[..3] == [0x64, 0xff9b, 1] {
+                Some("a local-use NAT64 address")
             } else if v6.is_multicast() {
                 Some("a multicast address")
             } else if first == 0x2001 && v6.segments()[1] == 0xdb8 {
@@ -230,6 +238,10 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "fec0::1",
+            "2002:a00:1::1",
+            "::a00:1",
             "168.63.129.16",
         ] {
             assert!(refused(ip), "{ip} should be refused");

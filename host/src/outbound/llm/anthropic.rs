@@ -223,6 +223,11 @@ impl stream::Fold for Fold {
         if !self.started {
             return Err(Failure::malformed("the stream ended before message_start"));
         }
+        if self.finish.is_none() {
+            return Err(Failure::malformed(
+                "the stream ended without a stop reason: the reply is incomplete",
+            ));
+        }
         let content = match self.tool_json {
             Some(json) if json.trim().is_empty() => "{}".to_owned(),
             Some(json) => json,

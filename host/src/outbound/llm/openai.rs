@@ -145,6 +145,13 @@ impl stream::Fold for Fold {
         if self.chunks == 0 {
             return Err(Failure::malformed("the stream ended before any chunk"));
         }
+        // A stream cut short (a proxy closing it, a crashed server) must not
+        // pass as a complete reply.
+        if self.finish.is_none() {
+            return Err(Failure::malformed(
+                "the stream ended without a finish reason: the reply is incomplete",
+            ));
+        }
         Ok(Completion {
             content: self.content,
             model: self.model,
@@ -215,5 +222,24 @@ mod tests {
         assert_eq!(completion.model.as_deref(), Some("m"));
         assert_eq!(completion.finish, FinishReason::Length);
         assert_eq!(completion.tokens, Some((3, 2)));
+    }
+
+    #[test]
+    fn a_stream_cut_short_is_not_a_reply() {
+        let mut fold = Fold::default();
+        for data in [
+            r#"{"model":"m","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"content":"Half a sen"}}]}"#,
+        ] {
+            fold.event(&SseEvent {
+                event: None,
+                data: data.into(),
+            })
+            .unwrap();
+        }
+        assert!(
+            fold.finish().is_err(),
+            "partial content must not pass as complete"
+        );
     }
 }

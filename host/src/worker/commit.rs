@@ -184,6 +184,13 @@ async fn interrupted(shared: &Shared, claim: &Claim, message: &str) {
     // If the claim is ours after all (the database came back before anyone
     // reaped it), give it back now rather than leave it to the reaper. The
     // fence makes this a no-op when it is not.
+    release_if_ours(shared, claim).await;
+}
+
+/// One fenced release attempt, bounded by the heartbeat interval, whose
+/// outcome does not matter: if the claim is still ours the unit goes back to
+/// the pool, if not nothing changes (and the reaper or the owner has it).
+async fn release_if_ours(shared: &Shared, claim: &Claim) {
     let _ = tokio::time::timeout(
         shared.config.heartbeat_interval,
         shared.store.release(claim),
@@ -215,11 +222,7 @@ pub(crate) async fn release(shared: &Shared, claim: &Claim) {
 pub(crate) async fn give_up(shared: &Shared, claim: &Claim, stop: &Stop) {
     stopped(claim, stop);
     if !matches!(stop, Stop::Store(StoreError::ClaimLost { .. })) {
-        let _ = tokio::time::timeout(
-            shared.config.heartbeat_interval,
-            shared.store.release(claim),
-        )
-        .await;
+        release_if_ours(shared, claim).await;
     }
 }
 

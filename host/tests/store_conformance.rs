@@ -18,6 +18,10 @@ const ALL: BatchLimits = BatchLimits {
     max_items: 1000,
     max_tokens: u64::MAX,
 };
+const ONE: BatchLimits = BatchLimits {
+    max_items: 1,
+    max_tokens: u64::MAX,
+};
 
 fn item(task_type: &str, key: &str, payload: &str) -> NewItem {
     NewItem {
@@ -647,6 +651,43 @@ mod cases {
         assert_eq!(batch[0].attempts, 0);
     }
 
+    /// Another process (a second `sluice status`, a producer) sees each write
+    /// as soon as the call returns: nothing waits for the store's next use to
+    /// be committed.
+    pub async fn writes_are_visible_elsewhere_as_soon_as_they_return(t: TestStore) {
+        let store = &*t.store;
+        let elsewhere = sluice::store::open(&t.url, Default::default())
+            .await
+            .unwrap();
+        store
+            .enqueue(&[item("echo", "k", "{}"), item("echo", "k", "{}")])
+            .await
+            .unwrap();
+        assert_eq!(
+            count(&elsewhere.status().await.unwrap(), "echo", "pending"),
+            2
+        );
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(elsewhere.status().await.unwrap().claimed_units, 1);
+        store.release(&claim).await.unwrap();
+        assert_eq!(elsewhere.status().await.unwrap().claimed_units, 0);
+        let claim = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&claim, ONE).await.unwrap();
+        store
+            .complete(&claim, &[batch[0].id], Some("{}"), &[], None)
+            .await
+            .unwrap();
+        assert_eq!(count(&elsewhere.status().await.unwrap(), "echo", "done"), 1);
+        store.fetch_batch(&claim, ONE).await.unwrap();
+        store
+            .fail(&claim, &Failure::Permanent("no".into()), &fast_policy(3))
+            .await
+            .unwrap();
+        let seen = elsewhere.status().await.unwrap();
+        assert_eq!(count(&seen, "echo", "dead"), 1);
+        assert_eq!(seen.claimed_units, 0);
+    }
+
     pub async fn dead_letters_can_be_retried_and_purged_by_id_key_or_task_type(t: TestStore) {
         let store = &*t.store;
         let mut dead_ids = Vec::new();
@@ -929,6 +970,7 @@ both_backends!(
     a_permanent_failure_dead_letters_at_once,
     a_key_that_keeps_losing_its_claim_is_quarantined,
     release_gives_the_unit_back_without_an_attempt,
+    writes_are_visible_elsewhere_as_soon_as_they_return,
     dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
     gates_hold_units_until_enough_tokens_or_long_enough,
     producers_can_enqueue_with_plain_sql,

@@ -94,9 +94,13 @@ pub struct QueueArgs {
     /// Backlog sizes for the claim-throughput runs (repeatable).
     #[arg(long = "backlog", default_values_t = [10_000, 1_000_000])]
     backlogs: Vec<usize>,
-    /// Units claimed in each claim-throughput run.
+    /// Units claimed in each round of a claim-throughput run.
     #[arg(long, default_value_t = 5_000)]
     claims: usize,
+    /// Rounds per claim-throughput run (the claimed units are released
+    /// between rounds); the median round is reported.
+    #[arg(long, default_value_t = 5)]
+    claim_rounds: usize,
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     json: bool,
@@ -122,6 +126,7 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
         batch_items: args.batch_items.max(1),
         backlogs: args.backlogs.clone(),
         claims: args.claims,
+        claim_rounds: args.claim_rounds.max(1),
     };
     let mut results = Vec::new();
     if matches!(args.backend, Backend::Sqlite | Backend::Both) {

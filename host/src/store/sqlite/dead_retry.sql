@@ -1,7 +1,7 @@
 -- Items whose dedupe key a pending item now holds stay dead (retrying them
 -- would duplicate that item).
 UPDATE sluice_items
-   SET state = 'pending', attempts = 0, claim_seq = NULL, finished_at_ms = NULL
+   SET state = 'pending', attempts = 0, finished_at_ms = NULL
  WHERE state = 'dead'
    AND (?1 IS NULL OR id = ?1)
    AND (?2 IS NULL OR task_type = ?2)

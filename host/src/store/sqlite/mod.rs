@@ -20,11 +20,26 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
 
+// Every query below runs to completion (`fetch_all`), never `fetch_one` or
+// `fetch_optional`: sqlx stops a SQLite statement after the row those ask for
+// and leaves it un-reset until the statement's next use. An un-reset statement
+// keeps its connection's read snapshot, so checkpoints can never restart the
+// WAL and it grows without bound (sqlx issue #3430 is one symptom).
+
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// The one connection every write goes through. SQLite admits one writer
+    /// at a time anyway; funnelling writes through one connection makes them
+    /// queue in the pool (woken in order) instead of sleeping in SQLite's busy
+    /// handler, and keeps that connection's page cache valid: a connection
+    /// drops its whole cache whenever another connection has written, so
+    /// writers taking turns would each start cold.
+    writer: SqlitePool,
+    /// Connections for reads (status, listings), which WAL mode runs beside
+    /// the writer.
+    readers: SqlitePool,
     options: StoreOptions,
 }
 
@@ -42,19 +57,29 @@ impl SqliteStore {
             // 32 MiB of page cache per connection (SQLite's default is 2 MiB):
             // claims walk indexes that outgrow 2 MiB long before a million units.
             .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections)
-            .connect_with(connect)
-            .await
-            .map_err(|cause| StoreError::Connect {
-                url: url.to_string(),
-                cause,
-            })?;
-        Ok(Self { pool, options })
+        let pool = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .connect_with(connect.clone())
+        };
+        let connect_error = |cause| StoreError::Connect {
+            url: url.to_string(),
+            cause,
+        };
+        // The writer first: it creates the file and switches it to WAL.
+        let writer = pool(1).await.map_err(connect_error)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.saturating_sub(1).max(1))
+            .connect_lazy_with(connect.clone());
+        Ok(Self {
+            writer,
+            readers,
+            options,
+        })
     }
 
     async fn immediate(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -80,8 +105,10 @@ async fn fenced(tx: &mut Transaction<'static, Sqlite>, claim: &Claim) -> Result<
         .bind(&claim.work_unit_key)
         .bind(claim.claim_seq)
         .bind(&claim.worker)
-        .fetch_optional(&mut **tx)
-        .await?;
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .next();
     held.map(|_| ())
         .ok_or_else(|| StoreError::claim_lost(claim))
 }
@@ -140,8 +167,10 @@ async fn insert_deduplicated(
             .bind(&item.payload)
             .bind(i64::from(item.tokens))
             .bind(&item.dedupe_key)
-            .fetch_optional(&mut **tx)
-            .await?;
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .next();
         if let Some(id) = inserted {
             return Ok(Enqueued {
                 id,
@@ -151,8 +180,10 @@ async fn insert_deduplicated(
         let original: Option<i64> = sqlx::query_scalar(include_str!("find_duplicate.sql"))
             .bind(&item.task_type)
             .bind(&item.dedupe_key)
-            .fetch_optional(&mut **tx)
-            .await?;
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .next();
         if let Some(id) = original {
             return Ok(Enqueued {
                 id,
@@ -214,8 +245,11 @@ async fn record_failure(
         .bind(claim.claim_seq)
         .bind(&claim.worker)
         .bind(delay_ms)
-        .fetch_one(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?
+        .into_iter()
+        .next()
+        .ok_or(sqlx::Error::RowNotFound)?
         .get(0);
     Ok(result.unwrap_or(FailResult::RetryAt(available_at)))
 }
@@ -223,7 +257,7 @@ async fn record_failure(
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
@@ -231,14 +265,17 @@ impl Store for SqliteStore {
         let table: Option<(String,)> = sqlx::query_as(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_all(&self.readers)
+        .await?
+        .into_iter()
+        .next();
         let applied: i64 = match table {
-            Some(_) => {
-                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(&self.pool)
-                    .await?
-            }
+            Some(_) => sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.readers)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(sqlx::Error::RowNotFound)?,
             None => 0,
         };
         Ok(MIGRATOR.iter().count().saturating_sub(applied as usize))
@@ -277,7 +314,7 @@ impl Store for SqliteStore {
             .bind(ms(lease))
             .bind(serde_json::Value::Array(gates).to_string())
             .bind(i64::from(max_units))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         Ok(rows
             .into_iter()
@@ -291,31 +328,32 @@ impl Store for SqliteStore {
     }
 
     async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>> {
-        let rows = sqlx::query(include_str!("fetch_batch.sql"))
+        // One row whatever the batch size: sqlx hands each row across from
+        // its SQLite thread separately, which cost more than the query.
+        let batch: Option<String> = sqlx::query_scalar(include_str!("fetch_batch.sql"))
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
             .bind(i64::from(limits.max_items.max(1)))
             .bind(claim.claim_seq)
             .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
             .bind(&claim.worker)
-            .fetch_all(&self.pool)
-            .await?;
-        if rows.is_empty() {
-            // Nothing pending, or the claim is gone: tell the two apart.
-            let mut tx = self.pool.begin().await?;
-            fenced(&mut tx, claim).await?;
-            return Ok(Vec::new());
-        }
+            .fetch_all(&self.writer)
+            .await?
+            .into_iter()
+            .next();
+        let batch = batch.ok_or_else(|| StoreError::claim_lost(claim))?;
+        let rows: Vec<(i64, String, u32, u32, i64)> =
+            serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let mut items: Vec<Item> = rows
             .into_iter()
-            .map(|row| Item {
-                id: row.get(0),
+            .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
+                id,
                 task_type: claim.task_type.clone(),
                 work_unit_key: claim.work_unit_key.clone(),
-                payload: row.get(1),
-                tokens: row.get::<i64, _>(2) as u32,
-                attempts: row.get::<i64, _>(3) as u32,
-                created_at_ms: row.get(4),
+                payload,
+                tokens,
+                attempts,
+                created_at_ms,
             })
             .collect();
         items.sort_by_key(|i| i.id);
@@ -401,11 +439,12 @@ impl Store for SqliteStore {
             .bind(claim.claim_seq)
             .bind(&claim.worker)
             .bind(0_i64)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
-        released
-            .map(|_| ())
-            .ok_or_else(|| StoreError::claim_lost(claim))
+        if released.is_empty() {
+            return Err(StoreError::claim_lost(claim));
+        }
+        Ok(())
     }
 
     async fn reap(&self, policies: &RetryPolicies) -> Result<u64> {
@@ -413,7 +452,7 @@ impl Store for SqliteStore {
         loop {
             let expired = sqlx::query(include_str!("expired.sql"))
                 .bind(REAP_BATCH)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await?;
             if expired.is_empty() {
                 return Ok(reaped);
@@ -436,8 +475,10 @@ impl Store for SqliteStore {
                     .bind(&claim.work_unit_key)
                     .bind(claim.claim_seq)
                     .bind(&claim.worker)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .next();
                 if still_expired.is_none() {
                     continue;
                 }
@@ -479,7 +520,7 @@ impl Store for SqliteStore {
             .bind(task_type)
             .bind(key)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await?;
         rows.into_iter()
             .map(|row| {
@@ -518,17 +559,20 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(task_type)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected())
     }
 
     async fn status(&self) -> Result<Status> {
         let now_ms: i64 = sqlx::query_scalar(include_str!("now.sql"))
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_all(&self.readers)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(sqlx::Error::RowNotFound)?;
         let depths = sqlx::query(include_str!("status.sql"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await?
             .into_iter()
             .map(|row| QueueDepth {
@@ -539,10 +583,13 @@ impl Store for SqliteStore {
             })
             .collect();
         let claimed_units = sqlx::query_scalar(include_str!("claimed_units.sql"))
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_all(&self.readers)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(sqlx::Error::RowNotFound)?;
         let workers = sqlx::query(include_str!("workers.sql"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await?
             .into_iter()
             .map(|row| WorkerStatus {
@@ -575,7 +622,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(include_str!("outputs.sql"))
             .bind(task_type)
             .bind(work_unit_key)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await?;
         Ok(rows
             .into_iter()

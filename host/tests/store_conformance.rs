@@ -1061,3 +1061,91 @@ async fn sqlite_has_no_work_signal_so_hosts_poll() {
     let t = support::stores::sqlite().await;
     assert!(t.store.work_signal().await.unwrap().is_none());
 }
+
+/// Upgrading a SQLite queue whose host was stopped mid-batch: the rebuilt
+/// unit table keeps every count, and the claim keeps exactly the items it had
+/// in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    // The schema as the previous release left it: migrations 0001 and 0002.
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    for name in ["0001_queue.sql", "0002_output_call.sql"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("src/store/sqlite/migrations")
+                .join(name),
+            old.join(name),
+        )
+        .unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    for key in ["k", "k", "k", "j"] {
+        sqlx::query(
+            "INSERT INTO sluice_items (task_type, work_unit_key, payload) VALUES ('echo', ?, '{}')",
+        )
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // Unit k is claimed by worker w (claim 1) with its first two items in flight.
+    sqlx::query(
+        "UPDATE sluice_units SET claimed_by = 'w', claim_seq = 1, lease_expires_ms = 9e15
+          WHERE work_unit_key = 'k'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE sluice_items SET claim_seq = 1 WHERE id IN (1, 2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = sluice::store::open(&url, Default::default()).await.unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap(), 1);
+    store.migrate().await.unwrap();
+    let claim = Claim {
+        task_type: "echo".into(),
+        work_unit_key: "k".into(),
+        claim_seq: 1,
+        worker: "w".into(),
+    };
+    assert!(matches!(
+        store.complete(&claim, &[3], None, &[], None).await,
+        Err(StoreError::NotInFlight(_))
+    ));
+    store
+        .complete(&claim, &[1, 2], None, &[], None)
+        .await
+        .unwrap();
+    store.release(&claim).await.unwrap();
+    // The triggers still keep the units in step.
+    store.enqueue(&[item("echo", "j", "{}")]).await.unwrap();
+    let status = store.status().await.unwrap();
+    assert_eq!(count(&status, "echo", "done"), 2);
+    assert_eq!(count(&status, "echo", "pending"), 3);
+    let mut claimed = store
+        .claim("w2", &claimable("echo"), 10, LEASE)
+        .await
+        .unwrap();
+    claimed.sort_by(|a, b| a.work_unit_key.cmp(&b.work_unit_key));
+    let keys: Vec<_> = claimed.iter().map(|c| c.work_unit_key.as_str()).collect();
+    assert_eq!(keys, ["j", "k"]);
+    assert_eq!(claimed[1].claim_seq, 2);
+    let batch = store.fetch_batch(&claimed[0], ALL).await.unwrap();
+    assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [4, 5]);
+    let batch = store.fetch_batch(&claimed[1], ALL).await.unwrap();
+    assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [3]);
+}

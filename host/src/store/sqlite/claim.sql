@@ -6,8 +6,8 @@ UPDATE sluice_units
        claim_seq = claim_seq + 1,
        in_flight_through = NULL,
        lease_expires_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?2
- WHERE (task_type, work_unit_key) IN (
-       SELECT u.task_type, u.work_unit_key
+ WHERE id IN (
+       SELECT u.id
          -- Walk the ready index in availability order and stop at the limit;
          -- CROSS JOIN keeps SQLite from driving the join from the gate list.
          FROM sluice_units u INDEXED BY sluice_units_ready

@@ -40,7 +40,39 @@ pub struct SqliteStore {
     /// Connections for reads (status, listings), which WAL mode runs beside
     /// the writer.
     readers: SqlitePool,
+    /// The task that checkpoints the write-ahead log; stopped on drop.
+    checkpointer: tokio::task::AbortHandle,
     options: StoreOptions,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies the write-ahead log into the database file every
+/// [`CHECKPOINT_EVERY`], on a reader connection. A checkpoint writes every page
+/// the log holds and syncs the file; left to SQLite it runs inside whichever
+/// write commits past the threshold, stalling that write and every write
+/// queued behind it. A passive checkpoint never blocks the writer.
+fn checkpoint_in_background(readers: SqlitePool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_all(&readers)
+                .await
+            {
+                tracing::debug!(%error, "checkpoint failed; retrying at the next interval");
+            }
+        }
+    })
 }
 
 impl SqliteStore {
@@ -56,7 +88,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             // 32 MiB of page cache per connection (SQLite's default is 2 MiB):
             // claims walk indexes that outgrow 2 MiB long before a million units.
-            .pragma("cache_size", "-32768");
+            .pragma("cache_size", "-32768")
+            // Checkpoints run beside the writer (see `checkpoint_in_background`);
+            // the writer checkpoints on its own only if they fall far behind.
+            .pragma("wal_autocheckpoint", "16384");
         let pool = |connections: u32| {
             SqlitePoolOptions::new()
                 .max_connections(connections)
@@ -71,9 +106,11 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.saturating_sub(1).max(1))
             .connect_lazy_with(connect.clone());
+        let checkpointer = checkpoint_in_background(readers.clone()).abort_handle();
         Ok(Self {
             writer,
             readers,
+            checkpointer,
             options,
         })
     }

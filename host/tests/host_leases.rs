@@ -1,6 +1,7 @@
 //! Leases, not trust: a unit whose claim is taken away (reaped while this host
 //! still ran it) is cancelled by the next heartbeat, long before its own
-//! deadline, and the slot goes back to the pool.
+//! deadline, and the slot goes back to the pool. And the reaper's other duty:
+//! deleting done items once they are older than `retain_done`.
 
 mod support;
 
@@ -55,5 +56,43 @@ async fn a_lost_claim_cancels_the_running_unit_at_the_next_heartbeat() {
         .await
         .unwrap();
     assert_eq!(attempts, 1, "the reaped claim counted one attempt");
+    host.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_deletes_done_items_past_retain_done_and_keeps_outputs_and_dead_letters() {
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    store
+        .enqueue(&host::units("echo", "conv", 20))
+        .await
+        .unwrap();
+    store
+        .enqueue(&host::units("panic", "bad", 1))
+        .await
+        .unwrap();
+    let mut config = host::fast_config(2);
+    config.retain_done = Duration::from_secs(2);
+    config
+        .tasks
+        .insert("panic".into(), host::task(Duration::from_secs(10), 1));
+    let host = host::start(store.clone(), config, Arc::new(support::Hang)).await;
+
+    wait_until("the items are worked", Duration::from_secs(30), || async {
+        host::count(&*store, "echo", "done").await + host::count(&*store, "panic", "dead").await
+            == 21
+    })
+    .await;
+    wait_until(
+        "done items past retain_done are deleted",
+        Duration::from_secs(30),
+        || async { host::count(&*store, "echo", "done").await == 0 },
+    )
+    .await;
+    assert_eq!(host::count(&*store, "panic", "dead").await, 1);
+    for n in 0..20 {
+        let outputs = store.outputs("echo", &format!("conv-{n}")).await.unwrap();
+        assert_eq!(outputs.len(), 1, "conv-{n} keeps its output");
+    }
     host.shutdown(Duration::from_secs(5)).await;
 }

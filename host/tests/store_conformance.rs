@@ -688,6 +688,58 @@ mod cases {
         assert_eq!(seen.claimed_units, 0);
     }
 
+    pub async fn done_items_past_the_retention_are_deleted_and_nothing_else(t: TestStore) {
+        let store = &*t.store;
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                item("echo", "a", "{}"),
+                item("echo", "a", "{}"),
+                item("echo", "a", "{}"),
+                item("echo", "b", "{}"),
+                item("echo", "c", "{}"),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        // a: three items done in one call; b: dead; c: still pending.
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(claim.work_unit_key, "a");
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        store
+            .complete(&claim, &ids[..3], Some("true"), &[], None)
+            .await
+            .unwrap();
+        store.release(&claim).await.unwrap();
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        store
+            .fail(&claim, &Failure::Permanent("no".into()), &fast_policy(3))
+            .await
+            .unwrap();
+
+        // Nothing is old enough for a day's retention.
+        let day = Duration::from_secs(86_400);
+        assert_eq!(store.prune_done(day, 100).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // With no retention, done items go, a batch at a time.
+        assert_eq!(store.prune_done(Duration::ZERO, 2).await.unwrap(), 2);
+        assert_eq!(store.prune_done(Duration::ZERO, 2).await.unwrap(), 1);
+        assert_eq!(store.prune_done(Duration::ZERO, 2).await.unwrap(), 0);
+
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "done"), 0);
+        assert_eq!(count(&status, "echo", "dead"), 1);
+        assert_eq!(count(&status, "echo", "pending"), 1);
+        // The output stays, and the pending unit is still claimable.
+        let outputs = store.outputs("echo", "a").await.unwrap();
+        assert_eq!(outputs, [(ids[..3].to_vec(), Some("true".to_string()))]);
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(claim.work_unit_key, "c");
+        assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap()[0].id, ids[4]);
+    }
+
     pub async fn dead_letters_can_be_retried_and_purged_by_id_key_or_task_type(t: TestStore) {
         let store = &*t.store;
         let mut dead_ids = Vec::new();
@@ -971,6 +1023,7 @@ both_backends!(
     a_key_that_keeps_losing_its_claim_is_quarantined,
     release_gives_the_unit_back_without_an_attempt,
     writes_are_visible_elsewhere_as_soon_as_they_return,
+    done_items_past_the_retention_are_deleted_and_nothing_else,
     dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
     gates_hold_units_until_enough_tokens_or_long_enough,
     producers_can_enqueue_with_plain_sql,
@@ -1114,7 +1167,7 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     pool.close().await;
 
     let store = sluice::store::open(&url, Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 1);
+    assert_eq!(store.pending_migrations().await.unwrap(), 2);
     store.migrate().await.unwrap();
     let claim = Claim {
         task_type: "echo".into(),

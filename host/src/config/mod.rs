@@ -62,6 +62,10 @@ pub struct Config {
     /// How long running units may finish after SIGTERM before they are cancelled.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long done items are kept after they finish; the reaper deletes
+    /// older ones (their outputs stay). Dead letters are never deleted by it.
+    #[serde(with = "humantime_serde")]
+    pub retain_done: Duration,
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
     /// Database connections per process.
@@ -94,6 +98,7 @@ impl Default for Config {
             poll_interval: Duration::from_secs(2),
             fair_share: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            retain_done: Duration::from_secs(24 * 60 * 60),
             max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
             max_connections: 16,
             listen: "127.0.0.1:9464".into(),
@@ -139,6 +144,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "poll_interval",
     "fair_share",
     "shutdown_grace",
+    "retain_done",
     "max_payload_bytes",
     "max_connections",
     "listen",
@@ -208,6 +214,7 @@ impl Config {
         ] {
             at_most(key, value, MAX_INTERVAL)?;
         }
+        at_most("retain_done", self.retain_done, MAX_RETENTION)?;
         at_least("lease", self.lease, Duration::from_secs(1))?;
         at_least(
             "heartbeat_interval",
@@ -366,6 +373,9 @@ impl Config {
 
 /// The longest interval, lease or grace period accepted: a day.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The longest `retain_done`: a hundred years, in effect "keep everything",
+/// and still a number of milliseconds every database can subtract.
+const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
     if value > max {

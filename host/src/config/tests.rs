@@ -37,6 +37,7 @@ fn defaults_match_the_documentation() {
     assert_eq!(config.reaper_interval, Duration::from_secs(10));
     assert_eq!(config.defaults.timeout, Duration::from_secs(600));
     assert_eq!(config.listen, "127.0.0.1:9464");
+    assert_eq!(config.retain_done, Duration::from_secs(86_400));
 }
 
 #[test]
@@ -108,6 +109,11 @@ fn a_bad_value_is_named_with_its_key() {
     );
     let err = message(load("lease = \"400days\"", &[]));
     assert!(err.contains("`lease`") && err.contains("at most"), "{err}");
+    let err = message(load("retain_done = \"200years\"", &[]));
+    assert!(
+        err.contains("`retain_done`") && err.contains("at most"),
+        "{err}"
+    );
     let err = message(load("[tasks.summary]\ntimeout = \"30days\"", &[]));
     assert!(err.contains("tasks.summary.timeout"), "{err}");
 }

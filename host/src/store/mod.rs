@@ -314,6 +314,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes matching dead letters.
     async fn dead_purge(&self, filter: &DeadFilter) -> Result<u64>;
 
+    /// Deletes up to `limit` done items that finished more than `age` ago,
+    /// oldest first; their outputs stay. Returns how many were deleted.
+    async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64>;
+
     async fn status(&self) -> Result<Status>;
 
     /// A signal that fires when new work is enqueued, if the backend has one

@@ -2,9 +2,13 @@
 //! counting an attempt on the items they had in flight, so a key that kills its
 //! host is quarantined after `max_attempts` instead of being reclaimed forever.
 //!
-//! Every process runs one; the store makes concurrent reaping safe. It runs on
-//! its own task and never waits for a slot: when every slot is stuck is exactly
-//! when the reaper must keep going.
+//! It also deletes done items older than `retain_done`, a batch at a time, so
+//! the items table (and every status query over it) stays the size of the
+//! retention window instead of the queue's whole history.
+//!
+//! Every process runs one; the store makes concurrent reaping and pruning
+//! safe. It runs on its own task and never waits for a slot: when every slot
+//! is stuck is exactly when the reaper must keep going.
 
 use std::sync::Arc;
 
@@ -35,6 +39,39 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             Err(_) => tracing::warn!("reaping did not finish in time"),
         }
+        match tokio::time::timeout(interval.max(shared.config.heartbeat_interval), async {
+            prune(&shared).await
+        })
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "deleting old done items failed"),
+            Err(_) => tracing::debug!("deleting old done items goes on at the next round"),
+        }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Done items deleted per statement: small enough that each delete is a short
+/// transaction beside the hosts' own writes.
+const PRUNE_BATCH: u32 = 1_000;
+/// Batches per round at most, so a long-neglected history is worked off over
+/// several rounds instead of in one long burst.
+const PRUNE_BATCHES_PER_ROUND: u32 = 20;
+
+async fn prune(shared: &Shared) -> crate::store::Result<()> {
+    for _ in 0..PRUNE_BATCHES_PER_ROUND {
+        let deleted = shared
+            .store
+            .prune_done(shared.config.retain_done, PRUNE_BATCH)
+            .await?;
+        if deleted > 0 {
+            tracing::debug!(deleted, "deleted done items past `retain_done`");
+            metrics::counter!("sluice_pruned_items_total").increment(deleted);
+        }
+        if deleted < u64::from(PRUNE_BATCH) {
+            break;
+        }
+    }
+    Ok(())
 }

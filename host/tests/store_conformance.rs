@@ -63,6 +63,18 @@ async fn claim_one(store: &dyn Store, worker: &str, task_type: &str) -> Claim {
     panic!("no unit of {task_type} became claimable within 10 s");
 }
 
+/// Enqueues one `{}` echo item per entry of `keys` and returns their ids.
+async fn enqueue_echo(store: &dyn Store, keys: &[&str]) -> Vec<i64> {
+    let items: Vec<NewItem> = keys.iter().map(|k| item("echo", k, "{}")).collect();
+    store
+        .enqueue(&items)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 fn count(status: &sluice::store::Status, task_type: &str, state: &str) -> i64 {
     status
         .depths
@@ -690,19 +702,7 @@ mod cases {
 
     pub async fn done_items_past_the_retention_are_deleted_and_nothing_else(t: TestStore) {
         let store = &*t.store;
-        let ids: Vec<i64> = store
-            .enqueue(&[
-                item("echo", "a", "{}"),
-                item("echo", "a", "{}"),
-                item("echo", "a", "{}"),
-                item("echo", "b", "{}"),
-                item("echo", "c", "{}"),
-            ])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = enqueue_echo(store, &["a", "a", "a", "b", "c"]).await;
         // a: three items done in one call; b: dead; c: still pending.
         let claim = claim_one(store, "w", "echo").await;
         assert_eq!(claim.work_unit_key, "a");
@@ -738,6 +738,40 @@ mod cases {
         let claim = claim_one(store, "w", "echo").await;
         assert_eq!(claim.work_unit_key, "c");
         assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap()[0].id, ids[4]);
+    }
+
+    pub async fn a_dead_letter_retried_during_a_claim_is_not_in_that_claims_batch(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["k", "k", "k"]).await;
+        let first = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&first, ONE).await.unwrap();
+        store
+            .fail(&first, &Failure::Permanent("no".into()), &fast_policy(3))
+            .await
+            .unwrap();
+        let second = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&second, ALL).await.unwrap();
+        assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), ids[1..]);
+
+        // The operator retries the dead head while the rest is being worked.
+        assert_eq!(store.dead_retry(&DeadFilter::Id(ids[0])).await.unwrap(), 1);
+        assert!(matches!(
+            store.complete(&second, &[ids[0]], None, &[], None).await,
+            Err(StoreError::NotInFlight(_))
+        ));
+        // A failure of this batch charges only the items it holds.
+        store
+            .fail(
+                &second,
+                &Failure::Retryable("later".into()),
+                &fast_policy(3),
+            )
+            .await
+            .unwrap();
+        let third = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&third, ALL).await.unwrap();
+        let attempts: Vec<(i64, u32)> = batch.iter().map(|i| (i.id, i.attempts)).collect();
+        assert_eq!(attempts, [(ids[0], 0), (ids[1], 1), (ids[2], 1)]);
     }
 
     pub async fn dead_letters_can_be_retried_and_purged_by_id_key_or_task_type(t: TestStore) {
@@ -1024,6 +1058,7 @@ both_backends!(
     release_gives_the_unit_back_without_an_attempt,
     writes_are_visible_elsewhere_as_soon_as_they_return,
     done_items_past_the_retention_are_deleted_and_nothing_else,
+    a_dead_letter_retried_during_a_claim_is_not_in_that_claims_batch,
     dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
     gates_hold_units_until_enough_tokens_or_long_enough,
     producers_can_enqueue_with_plain_sql,

@@ -55,12 +55,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 /// Done items deleted per statement: small enough that each delete is a short
 /// transaction beside the hosts' own writes.
 const PRUNE_BATCH: u32 = 1_000;
-/// Batches per round at most, so a long-neglected history is worked off over
-/// several rounds instead of in one long burst.
-const PRUNE_BATCHES_PER_ROUND: u32 = 20;
 
+/// Deletes done items past `retain_done` a batch at a time, for at most half a
+/// reaper interval: enough to keep up with tens of thousands of items a
+/// second, while a long-neglected history is worked off over several rounds.
 async fn prune(shared: &Shared) -> crate::store::Result<()> {
-    for _ in 0..PRUNE_BATCHES_PER_ROUND {
+    let until = tokio::time::Instant::now() + shared.config.reaper_interval / 2;
+    while tokio::time::Instant::now() < until {
         let deleted = shared
             .store
             .prune_done(shared.config.retain_done, PRUNE_BATCH)

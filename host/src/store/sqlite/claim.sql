@@ -4,6 +4,7 @@
 UPDATE sluice_units
    SET claimed_by = ?1,
        claim_seq = claim_seq + 1,
+       in_flight_from = NULL,
        in_flight_through = NULL,
        lease_expires_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?2
  WHERE id IN (

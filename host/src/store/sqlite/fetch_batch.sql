@@ -13,7 +13,8 @@ WITH batch AS (
      WHERE n = 1 OR running <= ?5
 )
 UPDATE sluice_units
-   SET in_flight_through = max(coalesce(in_flight_through, 0),
+   SET in_flight_from = coalesce(in_flight_from, (SELECT min(id) FROM batch)),
+       in_flight_through = max(coalesce(in_flight_through, 0),
                                coalesce((SELECT max(id) FROM batch), 0))
  WHERE task_type = ?1 AND work_unit_key = ?2 AND claim_seq = ?4 AND claimed_by = ?6
 RETURNING (SELECT json_group_array(json_array(id, payload, tokens, attempts, created_at_ms))

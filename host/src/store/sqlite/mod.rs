@@ -59,21 +59,46 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// the log holds and syncs the file; left to SQLite it runs inside whichever
 /// write commits past the threshold, stalling that write and every write
 /// queued behind it. A passive checkpoint never blocks the writer.
+///
+/// A log that stays long means something holds an old snapshot (an open
+/// transaction in another process, say): that is logged, once a minute at most.
 fn checkpoint_in_background(readers: SqlitePool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut warned: Option<tokio::time::Instant> = None;
         loop {
             every.tick().await;
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_all(&readers)
-                .await
-            {
-                tracing::debug!(%error, "checkpoint failed; retrying at the next interval");
+            // One row: (busy, pages in the log, pages checkpointed).
+            let outcome: Result<Vec<(i64, i64, i64)>> =
+                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_all(&readers)
+                    .await
+                    .map_err(Into::into);
+            match outcome.as_deref() {
+                Ok([(_, log_pages, _), ..]) if *log_pages > LONG_LOG_PAGES => {
+                    if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                        warned = Some(tokio::time::Instant::now());
+                        tracing::warn!(
+                            log_pages,
+                            "the SQLite write-ahead log keeps growing: a connection holds an old snapshot (a long transaction in another process?), so it cannot start over"
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "checkpoint failed; retrying at the next interval")
+                }
             }
         }
     })
 }
+
+/// Log pages at which the writer checkpoints on its own, if the background
+/// checkpoints fall behind (64 MiB of 4 KiB pages).
+const WRITER_CHECKPOINT_PAGES: i64 = 16_384;
+/// Log pages past which the write-ahead log is reported as stuck.
+const LONG_LOG_PAGES: i64 = 4 * WRITER_CHECKPOINT_PAGES;
 
 impl SqliteStore {
     pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
@@ -91,18 +116,16 @@ impl SqliteStore {
             .pragma("cache_size", "-32768")
             // Checkpoints run beside the writer (see `checkpoint_in_background`);
             // the writer checkpoints on its own only if they fall far behind.
-            .pragma("wal_autocheckpoint", "16384");
-        let pool = |connections: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(connections)
-                .connect_with(connect.clone())
-        };
-        let connect_error = |cause| StoreError::Connect {
-            url: url.to_string(),
-            cause,
-        };
+            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
         // The writer first: it creates the file and switches it to WAL.
-        let writer = pool(1).await.map_err(connect_error)?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|cause| StoreError::Connect {
+                url: url.to_string(),
+                cause,
+            })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.saturating_sub(1).max(1))
             .connect_lazy_with(connect.clone());

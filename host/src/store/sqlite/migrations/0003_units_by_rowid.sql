@@ -9,10 +9,12 @@
 --
 -- 2. A claim's items in flight are recorded on its unit instead of on each
 --    item: a batch is always the unit's first pending items in id order, so
---    "in flight under the current claim" is "pending, with id <=
---    in_flight_through". Marking each fetched item rewrote one table page per
---    item (a unit's items are spread among other units' items); now fetching
---    a batch writes one unit row. A claim held while this runs keeps its batch.
+--    "in flight under the current claim" is "pending, with id between
+--    in_flight_from and in_flight_through". Marking each fetched item rewrote
+--    one table page per item (a unit's items are spread among other units'
+--    items); now fetching a batch writes one unit row. A claim held while this
+--    runs keeps its batch. sluice_items.claim_seq is no longer used; it stays,
+--    because dropping a column rewrites the whole items table.
 --
 -- SQLite cannot alter a table's key in place: the unit triggers are dropped,
 -- the table is rebuilt, and the triggers are created again unchanged.
@@ -33,14 +35,21 @@ CREATE TABLE sluice_units_rebuilt (
     claim_seq         INTEGER NOT NULL DEFAULT 0,
     claimed_by        TEXT,
     lease_expires_ms  INTEGER,
-    -- The last item id fetched under the current claim (NULL: none yet).
+    -- The first and last item ids fetched under the current claim (NULL:
+    -- none yet); the pending items between them are in flight.
+    in_flight_from    INTEGER,
     in_flight_through INTEGER
 );
 INSERT INTO sluice_units_rebuilt (task_type, work_unit_key, pending_count, pending_tokens,
                                   oldest_pending_ms, available_at_ms, claim_seq, claimed_by,
-                                  lease_expires_ms, in_flight_through)
+                                  lease_expires_ms, in_flight_from, in_flight_through)
 SELECT u.task_type, u.work_unit_key, u.pending_count, u.pending_tokens, u.oldest_pending_ms,
        u.available_at_ms, u.claim_seq, u.claimed_by, u.lease_expires_ms,
+       CASE WHEN u.claimed_by IS NOT NULL THEN
+            (SELECT min(i.id) FROM sluice_items i
+              WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                AND i.state = 'pending' AND i.claim_seq = u.claim_seq)
+       END,
        CASE WHEN u.claimed_by IS NOT NULL THEN
             (SELECT max(i.id) FROM sluice_items i
               WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
@@ -56,8 +65,6 @@ CREATE INDEX sluice_units_ready ON sluice_units (available_at_ms)
     WHERE pending_count > 0 AND claimed_by IS NULL;
 CREATE INDEX sluice_units_leases ON sluice_units (lease_expires_ms) WHERE claimed_by IS NOT NULL;
 CREATE INDEX sluice_units_owner ON sluice_units (claimed_by) WHERE claimed_by IS NOT NULL;
-
-ALTER TABLE sluice_items DROP COLUMN claim_seq;
 
 CREATE TRIGGER sluice_items_inserted AFTER INSERT ON sluice_items WHEN NEW.state = 'pending'
 BEGIN

@@ -201,9 +201,9 @@ async fn claim_rounds(
         let mut held = Vec::with_capacity(claims);
         let started = Instant::now();
         while held.len() < claims {
-            let got = store
-                .claim("bench", &types, spec.claim_batch, LEASE)
-                .await?;
+            let left = u32::try_from(claims - held.len()).unwrap_or(u32::MAX);
+            let want = spec.claim_batch.min(left);
+            let got = store.claim("bench", &types, want, LEASE).await?;
             anyhow::ensure!(
                 !got.is_empty(),
                 "the backlog ran dry after {} claims",

@@ -126,7 +126,7 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
         batch_items: args.batch_items.max(1),
         backlogs: args.backlogs.clone(),
         claims: args.claims,
-        claim_rounds: args.claim_rounds.max(1),
+        claim_rounds: args.claim_rounds,
     };
     let mut results = Vec::new();
     if matches!(args.backend, Backend::Sqlite | Backend::Both) {

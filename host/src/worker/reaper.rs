@@ -39,9 +39,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             Err(_) => tracing::warn!("reaping did not finish in time"),
         }
-        match tokio::time::timeout(interval.max(shared.config.heartbeat_interval), async {
-            prune(&shared).await
-        })
+        match tokio::time::timeout(
+            interval.max(shared.config.heartbeat_interval),
+            prune(&shared),
+        )
         .await
         {
             Ok(Ok(_)) => {}
@@ -57,8 +58,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 const PRUNE_BATCH: u32 = 1_000;
 
 /// Deletes done items past `retain_done` a batch at a time, for at most half a
-/// reaper interval: enough to keep up with tens of thousands of items a
-/// second, while a long-neglected history is worked off over several rounds.
+/// reaper interval: as fast as the database deletes for half the time, while
+/// a long-neglected history is worked off over several rounds.
 async fn prune(shared: &Shared) -> crate::store::Result<()> {
     let until = tokio::time::Instant::now() + shared.config.reaper_interval / 2;
     while tokio::time::Instant::now() < until {

@@ -45,17 +45,17 @@ INSERT INTO sluice_units_rebuilt (task_type, work_unit_key, pending_count, pendi
                                   lease_expires_ms, in_flight_from, in_flight_through)
 SELECT u.task_type, u.work_unit_key, u.pending_count, u.pending_tokens, u.oldest_pending_ms,
        u.available_at_ms, u.claim_seq, u.claimed_by, u.lease_expires_ms,
-       CASE WHEN u.claimed_by IS NOT NULL THEN
-            (SELECT min(i.id) FROM sluice_items i
-              WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
-                AND i.state = 'pending' AND i.claim_seq = u.claim_seq)
-       END,
-       CASE WHEN u.claimed_by IS NOT NULL THEN
-            (SELECT max(i.id) FROM sluice_items i
-              WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
-                AND i.state = 'pending' AND i.claim_seq = u.claim_seq)
-       END
+       f.first_id, f.last_id
   FROM sluice_units u
+  -- The batch each held claim has in flight: its pending items marked with it.
+  LEFT JOIN (SELECT task_type, work_unit_key, claim_seq,
+                    min(id) AS first_id, max(id) AS last_id
+               FROM sluice_items
+              WHERE state = 'pending' AND claim_seq IS NOT NULL
+              GROUP BY task_type, work_unit_key, claim_seq) f
+         ON u.claimed_by IS NOT NULL
+        AND f.task_type = u.task_type AND f.work_unit_key = u.work_unit_key
+        AND f.claim_seq = u.claim_seq
  ORDER BY u.oldest_pending_ms, u.task_type, u.work_unit_key;
 DROP TABLE sluice_units;
 ALTER TABLE sluice_units_rebuilt RENAME TO sluice_units;

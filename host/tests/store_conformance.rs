@@ -395,9 +395,9 @@ mod cases {
             default: fast_policy(5),
             ..Default::default()
         };
-        assert_eq!(store.reap(&policies).await.unwrap(), 1);
+        assert_eq!(store.reap(&policies, None).await.unwrap(), 1);
         assert_eq!(
-            store.reap(&policies).await.unwrap(),
+            store.reap(&policies, None).await.unwrap(),
             0,
             "reaping is idempotent"
         );
@@ -421,7 +421,7 @@ mod cases {
         );
         // The item is pending again with the reap counted as an attempt.
         let next = claim_one(store, "w2", "echo").await;
-        assert!(next.claim_seq > claim.claim_seq);
+        assert!(next.token != claim.token);
         let batch = store.fetch_batch(&next, ALL).await.unwrap();
         assert_eq!((batch[0].id, batch[0].attempts), (id, 1));
     }
@@ -460,7 +460,10 @@ mod cases {
                 .unwrap();
             assert_eq!(held.len(), 2, "heartbeats keep both leases alive");
         }
-        assert_eq!(store.reap(&RetryPolicies::default()).await.unwrap(), 0);
+        assert_eq!(
+            store.reap(&RetryPolicies::default(), None).await.unwrap(),
+            0
+        );
         store.release(&claims[0]).await.unwrap();
         let held = store.heartbeat("w", LEASE).await.unwrap();
         assert_eq!(held, [claims[1].clone()], "the released claim is gone");
@@ -538,55 +541,64 @@ mod cases {
         assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[1]]);
     }
 
-    pub async fn items_behind_a_dead_lettered_head_get_their_own_attempts(t: TestStore) {
+    pub async fn a_failing_batch_narrows_until_only_the_poison_item_is_charged(t: TestStore) {
         let store = &*t.store;
+        let payloads: Vec<String> = (1..=6)
+            .map(|n| {
+                if n == 3 {
+                    r#"{"poison":true}"#.to_string()
+                } else {
+                    format!(r#"{{"n":{n}}}"#)
+                }
+            })
+            .collect();
+        let items: Vec<NewItem> = payloads.iter().map(|p| item("echo", "k", p)).collect();
         let ids: Vec<i64> = store
-            .enqueue(&[
-                item("echo", "k", r#"{"n":1}"#),
-                item("echo", "k", r#"{"n":2}"#),
-            ])
+            .enqueue(&items)
             .await
             .unwrap()
             .iter()
             .map(|e| e.id)
             .collect();
         let policy = fast_policy(2);
-        // Whole batches fail twice: the head is dead-lettered.
-        for _ in 0..2 {
+        let mut completed = Vec::new();
+        let mut batches = Vec::new();
+        for _ in 0..30 {
+            let status = store.status().await.unwrap();
+            if count(&status, "echo", "pending") == 0 {
+                break;
+            }
             let claim = claim_one(store, "w", "echo").await;
-            assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap().len(), 2);
-            store
-                .fail(&claim, &Failure::Retryable("outage".into()), &policy)
-                .await
-                .unwrap();
+            let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+            let batch_ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
+            batches.push(batch_ids.clone());
+            if batch.iter().any(|i| i.payload.contains("poison")) {
+                store
+                    .fail(&claim, &Failure::Retryable("trap".into()), &policy)
+                    .await
+                    .unwrap();
+            } else {
+                store
+                    .complete(&claim, &batch_ids, Some("{}"), &[], None)
+                    .await
+                    .unwrap();
+                completed.extend(batch_ids);
+                store.release(&claim).await.unwrap();
+            }
         }
-        let dead = store.dead_list(None, 10).await.unwrap();
-        assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[0]]);
-        // The second item, now the head, starts afresh: one more failure
-        // backs off instead of dead-lettering it.
-        let claim = claim_one(store, "w", "echo").await;
-        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
-        assert_eq!(batch[0].id, ids[1]);
-        assert_eq!(batch[0].attempts, 0);
-        let result = store
-            .fail(&claim, &Failure::Retryable("still out".into()), &policy)
-            .await
-            .unwrap();
-        assert!(matches!(result, FailResult::RetryAt(_)), "{result:?}");
-        let claim = claim_one(store, "w", "echo").await;
-        store.fetch_batch(&claim, ALL).await.unwrap();
-        let result = store
-            .fail(&claim, &Failure::Retryable("still out".into()), &policy)
-            .await
-            .unwrap();
-        assert_eq!(result, FailResult::DeadLettered(ids[1]));
-        let dead = store.dead_list(None, 10).await.unwrap();
-        let second = dead.iter().find(|d| d.id == ids[1]).unwrap();
-        assert_eq!(second.attempts, 2);
+        let good: Vec<i64> = ids.iter().copied().filter(|id| *id != ids[2]).collect();
         assert_eq!(
-            second.errors.as_array().unwrap().len(),
-            4,
-            "its history keeps the failures it shared with the head"
+            completed, good,
+            "the others complete, in order: {batches:?}"
+        );
+        let dead = store.dead_list(None, 10).await.unwrap();
+        assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[2]]);
+        assert_eq!(dead[0].attempts, 2, "only the poison item spent attempts");
+        assert_eq!(batches[0].len(), 6, "the first batch is whole: {batches:?}");
+        assert_eq!(
+            batches.last().map(Vec::len),
+            Some(3),
+            "once past the failed batch, batches are whole again: {batches:?}"
         );
     }
 
@@ -634,7 +646,7 @@ mod cases {
             };
             store.fetch_batch(&claim, ALL).await.unwrap();
             tokio::time::sleep(Duration::from_millis(80)).await;
-            assert_eq!(store.reap(&policies).await.unwrap(), 1);
+            assert_eq!(store.reap(&policies, None).await.unwrap(), 1);
         }
         let dead = store
             .dead_list(Some(&DeadFilter::Id(id)), 10)
@@ -759,7 +771,55 @@ mod cases {
             store.complete(&second, &[ids[0]], None, &[], None).await,
             Err(StoreError::NotInFlight(_))
         ));
-        // A failure of this batch charges only the items it holds.
+        // A failure of this batch of two narrows the unit and charges nobody,
+        // the retried item included.
+        let result = store
+            .fail(
+                &second,
+                &Failure::Retryable("later".into()),
+                &fast_policy(3),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(result, FailResult::Narrowed { batch: 1, .. }),
+            "{result:?}"
+        );
+        let third = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&third, ALL).await.unwrap();
+        let attempts: Vec<(i64, u32)> = batch.iter().map(|i| (i.id, i.attempts)).collect();
+        assert_eq!(attempts, [(ids[0], 0)]);
+    }
+
+    pub async fn a_dead_letter_retried_below_a_claims_batch_joins_its_next_batch(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["k", "k", "k"]).await;
+        let first = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&first, ONE).await.unwrap();
+        store
+            .fail(&first, &Failure::Permanent("no".into()), &fast_policy(3))
+            .await
+            .unwrap();
+        let second = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&second, ONE).await.unwrap();
+        assert_eq!(batch[0].id, ids[1]);
+        // The operator retries the dead head, below the batch in flight.
+        assert_eq!(store.dead_retry(&DeadFilter::Id(ids[0])).await.unwrap(), 1);
+        store
+            .complete(&second, &[ids[1]], None, &[], None)
+            .await
+            .unwrap();
+        // One fetch further: the retried item is the unit's first pending
+        // item again, and it is in flight like any other.
+        let batch = store.fetch_batch(&second, ONE).await.unwrap();
+        assert_eq!(batch[0].id, ids[0]);
+        store
+            .complete(&second, &[ids[0]], None, &[], None)
+            .await
+            .unwrap();
+        // A failure of the next batch charges its own item, nobody else.
+        let batch = store.fetch_batch(&second, ONE).await.unwrap();
+        assert_eq!(batch[0].id, ids[2]);
         store
             .fail(
                 &second,
@@ -771,7 +831,10 @@ mod cases {
         let third = claim_one(store, "w", "echo").await;
         let batch = store.fetch_batch(&third, ALL).await.unwrap();
         let attempts: Vec<(i64, u32)> = batch.iter().map(|i| (i.id, i.attempts)).collect();
-        assert_eq!(attempts, [(ids[0], 0), (ids[1], 1), (ids[2], 1)]);
+        assert_eq!(attempts, [(ids[2], 1)]);
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "done"), 2);
+        assert_eq!(count(&status, "echo", "dead"), 0);
     }
 
     pub async fn dead_letters_can_be_retried_and_purged_by_id_key_or_task_type(t: TestStore) {
@@ -1006,10 +1069,145 @@ mod cases {
         // The process dies and comes back under the same id.
         store.register_worker(&worker).await.unwrap();
         assert!(store.heartbeat("host-1", LEASE).await.unwrap().is_empty());
-        assert_eq!(store.reap(&RetryPolicies::default()).await.unwrap(), 1);
+        assert_eq!(
+            store.reap(&RetryPolicies::default(), None).await.unwrap(),
+            1
+        );
         let new = claim_one(store, "host-1", "echo").await;
-        assert!(new.claim_seq > old.claim_seq);
+        assert!(new.token != old.token);
         assert_eq!(store.fetch_batch(&new, ALL).await.unwrap()[0].attempts, 1);
+    }
+
+    pub async fn a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate(
+        t: TestStore,
+    ) {
+        let store = &*t.store;
+        store.enqueue(&[item("slow", "k", "{}")]).await.unwrap();
+        // What a trigger racing a concurrent `dead retry` could leave behind.
+        match t.url.starts_with("postgres") {
+            true => {
+                let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+                sqlx::query("UPDATE sluice_units SET oldest_pending_ms = NULL")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            false => {
+                let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+                sqlx::query("UPDATE sluice_units SET oldest_pending_ms = NULL")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        let by_wait = [Claimable {
+            task_type: "slow".into(),
+            gate: Gate {
+                min_tokens: Some(1_000_000),
+                max_wait: Some(Duration::from_millis(300)),
+            },
+        }];
+        assert_eq!(
+            store.claim("w", &by_wait, 1, LEASE).await.unwrap().len(),
+            1,
+            "a pending unit with no known oldest time is not held back forever"
+        );
+    }
+
+    pub async fn the_reaper_leaves_task_types_it_has_no_policy_for(t: TestStore) {
+        let store = &*t.store;
+        enqueue_echo(store, &["k"]).await;
+        let claim = store
+            .claim(
+                "dead-host",
+                &claimable("echo"),
+                1,
+                Duration::from_millis(30),
+            )
+            .await
+            .unwrap()
+            .remove(0);
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let mut policies = RetryPolicies {
+            listed_only: true,
+            ..Default::default()
+        };
+        policies
+            .by_task_type
+            .insert("summary".into(), fast_policy(5));
+        assert_eq!(
+            store.reap(&policies, None).await.unwrap(),
+            0,
+            "echo is another host's task type, with a policy this host does not know"
+        );
+        policies.by_task_type.insert("echo".into(), fast_policy(1));
+        assert_eq!(
+            store.reap(&policies, Some("dead-host")).await.unwrap(),
+            0,
+            "a reaper never takes its own process's claims"
+        );
+        assert_eq!(store.reap(&policies, None).await.unwrap(), 1);
+        // Echo's own policy applied: one attempt was its last.
+        assert_eq!(store.dead_list(None, 10).await.unwrap().len(), 1);
+    }
+
+    pub async fn idle_workers_and_empty_units_are_forgotten(t: TestStore) {
+        let store = &*t.store;
+        let worker = |id: &str| sluice::store::WorkerInfo {
+            id: id.into(),
+            host_name: "host".into(),
+            pid: 1,
+            version: "0.1.0".into(),
+        };
+        store.register_worker(&worker("gone")).await.unwrap();
+        store.register_worker(&worker("busy")).await.unwrap();
+        let ids = enqueue_echo(store, &["drained"]).await;
+        let drained = claim_one(store, "gone", "echo").await;
+        store.fetch_batch(&drained, ALL).await.unwrap();
+        store
+            .complete(&drained, &ids, None, &[], None)
+            .await
+            .unwrap();
+        store.release(&drained).await.unwrap();
+        enqueue_echo(store, &["held"]).await;
+        let held = claim_one(store, "busy", "echo").await;
+        enqueue_echo(store, &["waiting"]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let deleted = store
+            .prune_idle(Duration::from_millis(10), 100)
+            .await
+            .unwrap();
+        assert!(
+            deleted >= 2,
+            "the idle worker and the drained unit: {deleted}"
+        );
+        let workers: Vec<String> = store
+            .status()
+            .await
+            .unwrap()
+            .workers
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(workers, ["busy"], "a worker holding a claim stays");
+        // The held and the waiting units are untouched; the drained one comes
+        // back with its next item.
+        store.release(&held).await.unwrap();
+        store
+            .enqueue(&[item("echo", "drained", "{}")])
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = store
+            .claim("w", &claimable("echo"), 10, LEASE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.work_unit_key)
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["drained", "held", "waiting"]);
     }
 
     pub async fn migrations_are_embedded_and_idempotent(t: TestStore) {
@@ -1052,18 +1250,22 @@ both_backends!(
     a_fenced_write_after_a_reap_changes_nothing,
     heartbeats_extend_leases_and_reveal_lost_claims,
     retryable_failures_back_off_then_dead_letter_the_head,
-    items_behind_a_dead_lettered_head_get_their_own_attempts,
+    a_failing_batch_narrows_until_only_the_poison_item_is_charged,
     a_permanent_failure_dead_letters_at_once,
     a_key_that_keeps_losing_its_claim_is_quarantined,
     release_gives_the_unit_back_without_an_attempt,
     writes_are_visible_elsewhere_as_soon_as_they_return,
     done_items_past_the_retention_are_deleted_and_nothing_else,
     a_dead_letter_retried_during_a_claim_is_not_in_that_claims_batch,
+    a_dead_letter_retried_below_a_claims_batch_joins_its_next_batch,
     dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
     gates_hold_units_until_enough_tokens_or_long_enough,
     producers_can_enqueue_with_plain_sql,
     units_stay_in_step_when_producers_delete_or_try_to_edit_items,
     a_restarted_worker_does_not_renew_its_previous_runs_claims,
+    idle_workers_and_empty_units_are_forgotten,
+    a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate,
+    the_reaper_leaves_task_types_it_has_no_policy_for,
     migrations_are_embedded_and_idempotent,
 );
 
@@ -1202,12 +1404,12 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     pool.close().await;
 
     let store = sluice::store::open(&url, Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 2);
+    assert_eq!(store.pending_migrations().await.unwrap(), 3);
     store.migrate().await.unwrap();
     let claim = Claim {
         task_type: "echo".into(),
         work_unit_key: "k".into(),
-        claim_seq: 1,
+        token: 1,
         worker: "w".into(),
     };
     assert!(matches!(
@@ -1231,7 +1433,7 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     claimed.sort_by(|a, b| a.work_unit_key.cmp(&b.work_unit_key));
     let keys: Vec<_> = claimed.iter().map(|c| c.work_unit_key.as_str()).collect();
     assert_eq!(keys, ["j", "k"]);
-    assert_eq!(claimed[1].claim_seq, 2);
+    assert_ne!(claimed[1].token, 1, "a new claim has a new token");
     let batch = store.fetch_batch(&claimed[0], ALL).await.unwrap();
     assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [4, 5]);
     let batch = store.fetch_batch(&claimed[1], ALL).await.unwrap();

@@ -66,7 +66,7 @@ async fn work(store: Arc<dyn Store>, worker: String, seed: u64) {
             Instant::now() < deadline,
             "{worker}: the queue did not drain in time"
         );
-        store.reap(&policies).await.unwrap();
+        store.reap(&policies, None).await.unwrap();
         let claims = store.claim(&worker, &types, 3, LEASE).await.unwrap();
         if claims.is_empty() {
             let status = store.status().await.unwrap();
@@ -111,7 +111,7 @@ async fn work(store: Arc<dyn Store>, worker: String, seed: u64) {
                         .fail(
                             &claim,
                             &Failure::Retryable("dice".into()),
-                            policies.get("stress"),
+                            policies.get("stress").expect("a default policy"),
                         )
                         .await
                     {

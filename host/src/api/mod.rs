@@ -3,7 +3,10 @@
 //! - `/healthz` is liveness: 200 while the claim loop and the heartbeat keep
 //!   ticking, 503 when either has stalled for `stall_after` (restart me).
 //! - `/readyz` is readiness: 200 when the database answers with a current
-//!   schema, plugins are loaded and the host is not shutting down.
+//!   schema and takes this host's writes, plugins are loaded and the host is
+//!   not shutting down. A host that already knows the database is failing
+//!   answers 503 at once, so a probe with a short timeout sees 503, not a
+//!   timeout.
 //! - `/metrics` is Prometheus text ([`metrics`]).
 //!
 //! Each answers with a small JSON body saying why, for the human reading it.
@@ -23,8 +26,9 @@ use tokio::net::TcpListener;
 
 use crate::worker::{Host, Phase};
 
-/// How long `/readyz` waits for the database.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/readyz` waits for the database: well under the one-second
+/// timeouts probes commonly use.
+const READY_TIMEOUT: Duration = Duration::from_millis(800);
 
 #[derive(Clone)]
 struct Api {
@@ -88,7 +92,14 @@ async fn healthz(State(api): State<Api>) -> Response {
 
 async fn readyz(State(api): State<Api>) -> Response {
     let health = api.host.health();
-    let database =
+    let database = if health.stalled_writes() > 0 {
+        Err(format!(
+            "{} finished outcomes are waiting for the database to take them",
+            health.stalled_writes()
+        ))
+    } else if !health.database_ok() {
+        Err("the host's last database round trip failed; retrying".to_string())
+    } else {
         match tokio::time::timeout(READY_TIMEOUT, api.host.store().pending_migrations()).await {
             Ok(Ok(0)) => Ok(()),
             Ok(Ok(pending)) => Err(format!(
@@ -96,7 +107,8 @@ async fn readyz(State(api): State<Api>) -> Response {
             )),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-        };
+        }
+    };
     let phase = api.host.phase();
     let ready = database.is_ok() && health.plugins() > 0 && phase == Phase::Running;
     let body = json!({

@@ -66,6 +66,10 @@ pub struct Config {
     /// older ones (their outputs stay). Dead letters are never deleted by it.
     #[serde(with = "humantime_serde")]
     pub retain_done: Duration,
+    /// How long the rows of hosts that stopped, and of units with nothing
+    /// pending, are kept before the reaper deletes them.
+    #[serde(with = "humantime_serde")]
+    pub retain_idle: Duration,
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
     /// Database connections per process.
@@ -99,6 +103,7 @@ impl Default for Config {
             fair_share: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             retain_done: Duration::from_secs(24 * 60 * 60),
+            retain_idle: Duration::from_secs(60 * 60),
             max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
             max_connections: 16,
             listen: "127.0.0.1:9464".into(),
@@ -145,6 +150,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "fair_share",
     "shutdown_grace",
     "retain_done",
+    "retain_idle",
     "max_payload_bytes",
     "max_connections",
     "listen",
@@ -215,6 +221,7 @@ impl Config {
             at_most(key, value, MAX_INTERVAL)?;
         }
         at_most("retain_done", self.retain_done, MAX_RETENTION)?;
+        at_most("retain_idle", self.retain_idle, MAX_RETENTION)?;
         at_least("lease", self.lease, Duration::from_secs(1))?;
         at_least(
             "heartbeat_interval",

@@ -9,12 +9,29 @@
 //!
 //! The model: items are grouped into *work units* (one task type plus one
 //! `work_unit_key`). A unit row keeps the unit's pending count, tokens and next
-//! available time, and its claim: owner, lease expiry and `claim_seq`, a
-//! counter every claim increments. Every write a worker makes after claiming is
-//! *fenced* by its `claim_seq`: once the claim was reaped or taken over, the
-//! write changes nothing and reports [`StoreError::ClaimLost`].
+//! available time, and its claim: the owner and a `claim_token`, a random
+//! number drawn afresh for every claim. Every write a worker makes after
+//! claiming is *fenced* by that token: once the claim was reaped or taken
+//! over, the write changes nothing and reports [`StoreError::ClaimLost`].
+//! Tokens are random rather than counted so that a database that lost its
+//! last commits in a crash can never hand the same token out twice.
+//!
+//! Leases belong to host processes, not to units: one row per worker in
+//! `sluice_leases`, which no producer's transaction ever touches, so a
+//! heartbeat is one short write that cannot wait behind a producer. A unit's
+//! claim lives while its owner's lease does; the reaper takes the units of
+//! owners whose lease ran out.
+//!
+//! The items a claim has in flight are recorded on its unit as an id range
+//! (`in_flight_from ..= in_flight_through`), on both backends: a batch is
+//! always a unit's first pending items, so the pending items in that range are
+//! exactly the batch. After a batch of several items fails, the unit *narrows*
+//! ([`failure`]): its next batches are smaller until the failing item is
+//! alone, and only that item is charged attempts.
 
 mod backoff;
+mod error;
+mod failure;
 pub mod postgres;
 
 pub mod sqlite;
@@ -62,8 +79,17 @@ pub struct Enqueued {
 pub struct Claim {
     pub task_type: String,
     pub work_unit_key: String,
-    pub claim_seq: i64,
+    /// Random, drawn for this claim alone: no other claim on this unit, before
+    /// or after, carries the same token.
+    pub token: i64,
     pub worker: String,
+}
+
+/// A fresh base for the claim tokens of one claim round trip: the round's
+/// units get `base + 1`, `base + 2`, ... A random 62-bit base leaves room for
+/// any round size without overflow.
+pub(crate) fn token_base() -> i64 {
+    fastrand::i64(1..(1 << 62))
 }
 
 /// A queued item, as handed to a worker.
@@ -117,8 +143,13 @@ pub enum Failure {
 pub enum FailResult {
     /// The unit is available again at this time (ms since the epoch).
     RetryAt(i64),
-    /// The head item was dead-lettered; the unit goes on with the next item.
+    /// The item failed alone and is out of attempts (or the failure was
+    /// permanent): it was dead-lettered; the unit goes on with the next item.
     DeadLettered(i64),
+    /// A batch of several items failed: nobody was charged an attempt, and
+    /// the unit's next batches hold at most `batch` items until the failing
+    /// one is found. The unit is available again at `retry_at_ms`.
+    Narrowed { batch: u32, retry_at_ms: i64 },
 }
 
 /// Per-task-type retry policies, with a default for the rest.
@@ -126,11 +157,19 @@ pub enum FailResult {
 pub struct RetryPolicies {
     pub default: RetryPolicy,
     pub by_task_type: BTreeMap<String, RetryPolicy>,
+    /// Only the listed task types have a policy: the reaper leaves units of
+    /// other task types to a host that runs them (and knows their policy).
+    pub listed_only: bool,
 }
 
 impl RetryPolicies {
-    pub fn get(&self, task_type: &str) -> &RetryPolicy {
-        self.by_task_type.get(task_type).unwrap_or(&self.default)
+    /// The policy for `task_type`; `None` when only listed types have one.
+    pub fn get(&self, task_type: &str) -> Option<&RetryPolicy> {
+        match self.by_task_type.get(task_type) {
+            Some(policy) => Some(policy),
+            None if self.listed_only => None,
+            None => Some(&self.default),
+        }
     }
 }
 
@@ -212,6 +251,22 @@ pub enum StoreError {
     },
     #[error("items {0:?} are not in flight under this claim; complete only items fetched with it")]
     NotInFlight(Vec<i64>),
+    /// The database cannot take the write now (connection lost, server
+    /// restarting, disk full, locked, out of resources): nothing was written,
+    /// and the same write may succeed later.
+    #[error("the database is unavailable ({0}); nothing was written, and the write can be retried")]
+    Unavailable(#[source] sqlx::Error),
+    /// Another transaction holds a row this write needs (a producer's open
+    /// transaction on the unit, say): nothing was written, the write can be
+    /// retried, and the rest of the database is fine.
+    #[error(
+        "a row this write needs is held by another transaction ({0}); nothing was written, and the write can be retried"
+    )]
+    Contended(#[source] sqlx::Error),
+    /// The database refused the write itself (a constraint, a value it cannot
+    /// store): nothing was written, and the same write will be refused again.
+    #[error("the database refused the write ({0}); nothing was written")]
+    Refused(#[source] sqlx::Error),
     #[error(
         "cannot connect to the database at {url} ({cause}); check the URL and that the server is running"
     )]
@@ -224,8 +279,20 @@ pub enum StoreError {
         "the database schema is behind this Sluice version ({0} pending migrations); run `sluice migrate`"
     )]
     PendingMigrations(usize),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// Sorts a database error into [`StoreError::Unavailable`] (an outage to
+    /// wait out), [`StoreError::Contended`] (one row is busy) or
+    /// [`StoreError::Refused`] (a refusal that will recur), by the backend
+    /// that raised it ([`error`]).
+    fn from(err: sqlx::Error) -> Self {
+        match error::kind(&err) {
+            error::Kind::Outage => Self::Unavailable(err),
+            error::Kind::Contention => Self::Contended(err),
+            error::Kind::Refusal => Self::Refused(err),
+        }
+    }
 }
 
 impl StoreError {
@@ -254,7 +321,8 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>>;
 
     /// Claims up to `max_units` ready units of the given task types for
-    /// `worker`, oldest ready first, with a lease of `lease`.
+    /// `worker`, oldest ready first, and makes sure the worker's lease runs at
+    /// least `lease` from now.
     async fn claim(
         &self,
         worker: &str,
@@ -267,9 +335,10 @@ pub trait Store: Send + Sync + 'static {
     /// flight under `claim`. Empty when the unit has nothing pending.
     async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>>;
 
-    /// Extends the lease of every claim `worker` holds, in one statement, and
-    /// records that the worker is alive. Returns the claims it still holds:
-    /// any running unit not among them has lost its claim.
+    /// Extends `worker`'s lease to `lease` from now (even if it had run out:
+    /// claims the reaper has not taken yet are still the worker's) and records
+    /// that it is alive. Never waits long on a lock. Returns the claims the
+    /// worker holds: any running unit not among them has lost its claim.
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>>;
 
     /// Marks `item_ids` done, stores `output` against them and enqueues
@@ -285,8 +354,10 @@ pub trait Store: Send + Sync + 'static {
         call: Option<&str>,
     ) -> Result<()>;
 
-    /// Records a failed attempt on the items in flight under `claim`, then
-    /// backs the unit off or dead-letters its head item, and releases the claim.
+    /// Handles a failed call on the items in flight under `claim` and
+    /// releases the claim: a single item is charged an attempt, then backed
+    /// off or dead-lettered; a batch of several narrows the unit (see
+    /// [`FailResult::Narrowed`]) without charging anyone.
     async fn fail(
         &self,
         claim: &Claim,
@@ -297,14 +368,24 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the unit back without counting an attempt.
     async fn release(&self, claim: &Claim) -> Result<()>;
 
-    /// Expires claims whose lease ran out: each counts as a failed attempt on
-    /// the items it had in flight. Returns how many claims were reaped.
-    async fn reap(&self, policies: &RetryPolicies) -> Result<u64>;
+    /// Takes the claims of workers whose lease ran out: each counts as a
+    /// failed call on the items it had in flight. Units of task types without
+    /// a policy, and claims of `except_worker` (the reaper's own process,
+    /// whose heartbeat looks after them), are left alone. Returns how many
+    /// claims were reaped.
+    async fn reap(&self, policies: &RetryPolicies, except_worker: Option<&str>) -> Result<u64>;
 
     /// Records a host process; its heartbeats then keep `last_seen` current.
     /// Claims still held under the same id (an earlier run that died) are
-    /// expired for the reaper, so a restart never renews its own stale claims.
+    /// handed to the reaper, so a restart never renews its own stale claims.
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+
+    /// Deletes what nobody needs any more: workers not seen for `idle` that
+    /// hold no claims (and their leases), and unit rows with nothing pending
+    /// and no claim, last released more than `idle` ago (the next enqueue
+    /// creates the row again). Up to `limit` rows of each; returns how many
+    /// rows were deleted.
+    async fn prune_idle(&self, idle: Duration, limit: u32) -> Result<u64>;
 
     async fn dead_list(&self, filter: Option<&DeadFilter>, limit: u32) -> Result<Vec<DeadItem>>;
 

@@ -14,6 +14,20 @@ pub(crate) fn items(items: &[NewItem], max_payload_bytes: usize) -> Result<(), S
 }
 
 fn one(item: &NewItem, max_payload_bytes: usize) -> Result<(), String> {
+    // Postgres cannot store NUL characters in text, and one backend must not
+    // accept what the other refuses.
+    for (field, value) in [
+        ("task_type", Some(&item.task_type)),
+        ("work_unit_key", Some(&item.work_unit_key)),
+        ("dedupe_key", item.dedupe_key.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Err(format!("{field} contains a NUL character"));
+        }
+    }
+    if item.payload.contains("\\u0000") && holds_nul(&item.payload) {
+        return Err("payload contains a NUL character (\\u0000), which cannot be stored".into());
+    }
     if item.task_type.trim().is_empty() {
         return Err("task_type is empty".into());
     }
@@ -36,6 +50,20 @@ fn one(item: &NewItem, max_payload_bytes: usize) -> Result<(), String> {
     serde_json::from_str::<serde::de::IgnoredAny>(&item.payload)
         .map_err(|err| format!("payload is not valid JSON: {err}"))?;
     Ok(())
+}
+
+/// Whether a JSON document has a NUL character in any string or key (the
+/// text `\u0000` may also be an escaped backslash followed by `u0000`).
+fn holds_nul(json: &str) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    serde_json::from_str(json).is_ok_and(|value| walk(&value))
 }
 
 /// Deserializes `payload` from any JSON value into its compact text, so JSON

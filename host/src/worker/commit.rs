@@ -4,14 +4,22 @@
 //! | outcome | write |
 //! |---|---|
 //! | `ok` | complete: output, items done, follow-ups enqueued |
+//! | `ok`, but the database refuses it | fail (retryable), with the database's error |
 //! | `retryable`, `timeout`, `trap` | fail (retryable): an attempt, then backoff or dead letter |
-//! | `permanent`, `invalid-output` | fail (permanent): the head item is dead-lettered |
+//! | `permanent`, `invalid-output` | fail (permanent): the item is dead-lettered |
 //! | `trap(interrupt)` at shutdown | release: no attempt is counted |
 //! | `trap(interrupt)` after a lost claim | nothing: the claim belongs to someone else |
 //!
-//! Writes are retried with backoff while the database is unreachable, until
-//! they land, the claim is known to be lost, or the unit is cancelled. Every
-//! write is fenced by the claim, so retrying can never overwrite another host.
+//! A failure of a batch of several items charges nobody: the store narrows the
+//! unit's next batches until the failing item is alone (`store::failure`).
+//!
+//! Writes are retried with backoff while the store says the database is
+//! unavailable, until they land, the claim is known to be lost, or the unit is
+//! cancelled; meanwhile the host claims nothing and is not ready. Every write
+//! is fenced by the claim, so retrying can never overwrite another host. An
+//! outcome is never dead-lettered because of a database error: the store
+//! tells outages from refusals, and a refused outcome is retried as a failed
+//! attempt.
 
 use std::future::Future;
 use std::time::Duration;
@@ -121,10 +129,13 @@ async fn complete(
             fail(shared, claim, plan, failure, cancel).await;
             Next::Stop
         }
-        // Not an outage: the database will refuse this outcome every time
-        // (a NUL character Postgres cannot store, an oversized key, ...).
-        Err(Stop::Store(StoreError::Database(err))) => {
-            let failure = Failure::Permanent(format!("the database refused the outcome: {err}"));
+        // Not an outage: the database refused this outcome. The call did its
+        // work, so it is not dead-lettered for it: it counts as a failed
+        // attempt, with the database's reason in the item's history.
+        Err(Stop::Store(StoreError::Refused(err))) => {
+            let failure = Failure::Retryable(format!(
+                "the call succeeded but the database refused its outcome: {err}"
+            ));
             fail(shared, claim, plan, failure, cancel).await;
             Next::Stop
         }
@@ -166,6 +177,15 @@ async fn fail(
         Ok(FailResult::DeadLettered(id)) => {
             committed(claim, "dead");
             tracing::error!(error, item = id, "item dead-lettered");
+        }
+        Ok(FailResult::Narrowed { batch, retry_at_ms }) => {
+            committed(claim, "narrowed");
+            tracing::warn!(
+                error,
+                next_batch = batch,
+                retry_at_ms,
+                "a batch failed; narrowing the unit's batches to find the failing item"
+            );
         }
         Err(stop) => give_up(shared, claim, &stop).await,
     }
@@ -226,35 +246,6 @@ pub(crate) async fn give_up(shared: &Shared, claim: &Claim, stop: &Stop) {
     }
 }
 
-/// Whether a database error is an outage worth waiting out (the connection
-/// broke, the pool is exhausted, the server is restarting, a serialization
-/// conflict, SQLite is busy) rather than a refusal that will recur.
-fn transient(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => match db.code() {
-            // SQLite's (extended) result codes are numbers: BUSY and LOCKED.
-            Some(code) if code.chars().all(|c| c.is_ascii_digit()) => {
-                matches!(code.parse::<u32>().map(|c| c & 0xff), Ok(5 | 6))
-            }
-            // Postgres SQLSTATEs: connection exceptions, shutdown, too many
-            // connections, serialization failure, deadlock.
-            Some(code) => {
-                code.starts_with("08")
-                    || code.starts_with("57P")
-                    || matches!(code.as_ref(), "53300" | "40001" | "40P01")
-            }
-            None => false,
-        },
-        _ => false,
-    }
-}
-
 /// Why a write did not land.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -298,6 +289,8 @@ where
     Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    // Set while this write keeps failing: the host claims nothing meanwhile.
+    let mut stalled = None;
     loop {
         let attempt = tokio::select! {
             written = tokio::time::timeout(shared.config.lease, write()) => written,
@@ -308,13 +301,29 @@ where
                 shared.health.database(true);
                 return Ok(value);
             }
-            Ok(Err(StoreError::Database(err))) if transient(&err) => err.to_string(),
+            Ok(Err(StoreError::Unavailable(err))) => err.to_string(),
+            // One row is busy (a producer's transaction holds the unit): wait
+            // for it, but the database is fine and other units go on.
+            Ok(Err(StoreError::Contended(err))) => {
+                let wait = backoff.next_wait();
+                tracing::debug!(error = %err, retry_in = ?wait, "the unit's row is busy; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),
+                }
+                continue;
+            }
             Ok(Err(err)) => return Err(Stop::Store(err)),
             Err(_) => "the database did not answer within the lease".to_string(),
         };
         shared.health.database(false);
         let wait = backoff.next_wait();
-        tracing::warn!(error = err, retry_in = ?wait, "database write failed; retrying");
+        if stalled.is_none() {
+            stalled = Some(shared.health.stall_write());
+            tracing::warn!(error = err, retry_in = ?wait, "database write failed; retrying");
+        } else {
+            tracing::debug!(error = err, retry_in = ?wait, "database write failed again");
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),

@@ -6,7 +6,7 @@
 //! the claim loop or the heartbeat has not ticked recently. Whether the
 //! database answers is readiness, not liveness.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -23,7 +23,19 @@ pub struct Health {
     reaper_ticks: AtomicU64,
     /// Whether the last database round trip of a loop succeeded.
     database_ok: AtomicBool,
+    /// Finished outcomes waiting for the database to take them.
+    stalled_writes: AtomicUsize,
     plugins: usize,
+}
+
+/// Counts one outcome as stalled while it lives (see [`Health::stall_write`]).
+pub(crate) struct StalledWrite<'a>(&'a Health);
+
+impl Drop for StalledWrite<'_> {
+    fn drop(&mut self) {
+        let left = self.0.stalled_writes.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!("sluice_stalled_writes").set(left as f64);
+    }
 }
 
 /// What `/healthz` and `/readyz` answer with.
@@ -37,6 +49,7 @@ pub struct HealthReport {
     pub heartbeat_ticks: u64,
     pub reaper_ticks: u64,
     pub database_ok: bool,
+    pub stalled_writes: usize,
     pub plugins: usize,
 }
 
@@ -51,6 +64,7 @@ impl Health {
             heartbeat_ticks: AtomicU64::new(0),
             reaper_ticks: AtomicU64::new(0),
             database_ok: AtomicBool::new(true),
+            stalled_writes: AtomicUsize::new(0),
             plugins,
         }
     }
@@ -96,6 +110,26 @@ impl Health {
         self.database_ok.load(Ordering::Relaxed)
     }
 
+    /// Marks a finished outcome as waiting for the database until the
+    /// returned guard is dropped.
+    pub(crate) fn stall_write(&self) -> StalledWrite<'_> {
+        let now = self.stalled_writes.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("sluice_stalled_writes").set(now as f64);
+        StalledWrite(self)
+    }
+
+    /// Finished outcomes the database has not taken yet.
+    pub fn stalled_writes(&self) -> usize {
+        self.stalled_writes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the host can take more work: the database answers and takes
+    /// writes. A host that cannot write stops claiming (its finished outcomes
+    /// wait, and new work would only pile up behind them) and is not ready.
+    pub fn can_write(&self) -> bool {
+        self.database_ok() && self.stalled_writes() == 0
+    }
+
     pub fn plugins(&self) -> usize {
         self.plugins
     }
@@ -116,6 +150,7 @@ impl Health {
             heartbeat_ticks: self.heartbeat_ticks.load(Ordering::Relaxed),
             reaper_ticks: self.reaper_ticks.load(Ordering::Relaxed),
             database_ok: self.database_ok(),
+            stalled_writes: self.stalled_writes(),
             plugins: self.plugins,
         }
     }

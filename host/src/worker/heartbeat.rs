@@ -1,11 +1,16 @@
-//! The heartbeat: one statement per interval extends every lease this process
-//! holds, records that the process is alive, and tells which claims are gone.
+//! The heartbeat: one short write per interval extends this process's lease
+//! (which covers every unit it holds), records that the process is alive, and
+//! tells which claims are gone.
 //!
 //! A running unit whose claim is not among those returned was reaped or taken
 //! over by someone else: it is cancelled at once, and its commit would be
 //! refused by the fence anyway. When the database cannot be reached for longer
 //! than the lease, this process can no longer know that it holds anything, so
 //! every running unit is cancelled (another host may already be running it).
+//!
+//! During an outage the heartbeat retries with backoff, and says so once: the
+//! first failure is a warning, the retries are debug lines, and recovery is
+//! one line with how long it took.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new(interval / 8, interval);
     // Claims held in the store that no unit task works on, seen last time.
     let mut suspects: Vec<Claim> = Vec::new();
+    // When the current run of failed heartbeats began, and how many failed.
+    let mut failing: Option<(Instant, u32)> = None;
     loop {
         shared.health.tick_heartbeat();
         let started = Instant::now();
@@ -44,6 +51,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let wait = match renewed {
             Ok(Ok(held)) => {
                 shared.health.database(true);
+                if let Some((since, failures)) = failing.take() {
+                    tracing::info!(
+                        failures,
+                        after = ?since.elapsed(),
+                        "heartbeat renewed the lease again"
+                    );
+                }
                 last_renewed = started;
                 backoff.reset();
                 let lost = shared.running.cancel_lost(&held, started, CLAIM_LOST);
@@ -55,9 +69,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
             failed => {
                 shared.health.database(false);
-                match failed {
-                    Ok(Err(err)) => tracing::warn!(error = %err, "heartbeat failed"),
-                    _ => tracing::warn!("heartbeat did not finish in time"),
+                let error = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => "no answer in time".to_string(),
+                };
+                match &mut failing {
+                    None => {
+                        failing = Some((started, 1));
+                        tracing::warn!(error, "heartbeat failed; retrying with backoff");
+                    }
+                    Some((_, failures)) => {
+                        *failures += 1;
+                        tracing::debug!(error, failures, "heartbeat failed again");
+                    }
                 }
                 let left = lease.saturating_sub(last_renewed.elapsed());
                 if left.is_zero() && shared.running.len() > 0 {

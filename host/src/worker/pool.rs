@@ -4,17 +4,22 @@
 //!
 //! The loop ticks the health clock every time it goes round, including while
 //! every slot is busy (it then waits at most `poll_interval` for a free slot),
-//! so `/healthz` tells a full pool from a dead loop.
+//! so `/healthz` tells a full pool from a dead loop. It claims nothing while
+//! the database is not taking writes (see [`super::Health::can_write`]): the
+//! heartbeat keeps probing, and claiming resumes once writes land again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::{Phase, Shared, unit};
+use super::{Phase, Shared, heartbeat, unit};
 use crate::store::Claim;
 
 /// The shortest idle sleep; idle sleeps double from here up to `poll_interval`.
 const MIN_IDLE_SLEEP: Duration = Duration::from_millis(20);
+
+/// How often a loop that waits for writes to land looks again.
+const MAX_WRITE_PROBE_WAIT: Duration = Duration::from_millis(500);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let poll = shared.config.poll_interval;
@@ -36,8 +41,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         shared.health.tick_poll();
         let free = shared.slots.available_permits();
-        if free == 0 {
-            wait(&shared, poll).await;
+        if free == 0 || !shared.health.can_write() {
+            wait(&shared, poll.min(MAX_WRITE_PROBE_WAIT)).await;
             continue;
         }
         let claimed = tokio::time::timeout(
@@ -87,8 +92,15 @@ fn start_unit(shared: &Arc<Shared>, claim: Claim) {
         .clone()
         .try_acquire_owned()
         .expect("the claim loop claims only as many units as there are free slots");
-    let (cancel, registered) = shared.running.insert(&claim);
-    tokio::spawn(unit::run(shared.clone(), claim, cancel, registered, permit));
+    let (cancel, registered, predecessor) = shared.running.insert(&claim, heartbeat::CLAIM_LOST);
+    tokio::spawn(unit::run(
+        shared.clone(),
+        claim,
+        cancel,
+        registered,
+        predecessor,
+        permit,
+    ));
 }
 
 /// Wakes the claim loop when another process (or this one) enqueues work, on

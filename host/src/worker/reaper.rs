@@ -6,6 +6,13 @@
 //! the items table (and every status query over it) stays the size of the
 //! retention window instead of the queue's whole history.
 //!
+//! And it forgets what nobody needs: the rows of hosts that stopped long ago
+//! and of units with nothing pending, older than `retain_idle`.
+//!
+//! It reaps only units of task types this host runs, with their own retry
+//! policies; units of other task types are left to hosts that run them. It
+//! never reaps this host's own claims: the heartbeat looks after those.
+//!
 //! Every process runs one; the store makes concurrent reaping and pruning
 //! safe. It runs on its own task and never waits for a slot: when every slot
 //! is stuck is exactly when the reaper must keep going.
@@ -19,7 +26,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     loop {
         shared.health.tick_reaper();
         match tokio::time::timeout(interval.max(shared.config.heartbeat_interval), async {
-            shared.store.reap(shared.plans.policies()).await
+            shared
+                .store
+                .reap(shared.plans.policies(), Some(&shared.worker.id))
+                .await
         })
         .await
         {
@@ -61,6 +71,13 @@ const PRUNE_BATCH: u32 = 1_000;
 /// reaper interval: as fast as the database deletes for half the time, while
 /// a long-neglected history is worked off over several rounds.
 async fn prune(shared: &Shared) -> crate::store::Result<()> {
+    let forgotten = shared
+        .store
+        .prune_idle(shared.config.retain_idle, PRUNE_BATCH)
+        .await?;
+    if forgotten > 0 {
+        tracing::debug!(forgotten, "deleted rows of idle hosts and empty units");
+    }
     let until = tokio::time::Instant::now() + shared.config.reaper_interval / 2;
     while tokio::time::Instant::now() < until {
         let deleted = shared

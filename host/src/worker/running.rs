@@ -2,7 +2,13 @@
 //!
 //! The heartbeat compares this set with the claims the store says we still
 //! hold and cancels the difference; shutdown cancels everything and waits
-//! until the set is empty, which is when no claim of ours is left behind.
+//! until no unit task is left, which is when no claim of ours is left behind.
+//!
+//! The set holds at most one entry per unit. If the store hands this process a
+//! new claim on a unit it is still running (possible only when the old claim
+//! is gone, for example when the database lost its last commits in a crash),
+//! the old task is cancelled and the new one waits until the old one has
+//! ended: two tasks of this process never work on one unit at once.
 //!
 //! Each unit has two cancellations. The *call* one stops a running plugin call:
 //! it fires at shutdown and when the claim is lost. The *write* one stops
@@ -14,13 +20,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::runtime::{Cancellation, Canceller, cancellation};
 use crate::store::Claim;
 
 /// One running unit.
 struct Entry {
+    token: i64,
+    /// Tells this entry from a later one on the same unit.
+    registration: u64,
     /// When the claim was registered; a heartbeat that started earlier cannot
     /// know about it and must not cancel it.
     since: Instant,
@@ -28,18 +37,27 @@ struct Entry {
     write: Canceller,
     /// Why it was cancelled, once it was.
     cancelled: Option<String>,
+    /// Resolves (with an error) once the unit task has ended.
+    ended: oneshot::Receiver<()>,
 }
 
-/// A claim, as the key of the running set (a unit may be claimed again under a
-/// new claim number while an older task still winds down).
-type Key = (String, String, i64);
+impl Entry {
+    fn cancel(&mut self, reason: &str, writes: bool) {
+        if self.cancelled.is_none() {
+            self.cancelled = Some(reason.to_string());
+            self.call.cancel(reason);
+        }
+        if writes {
+            self.write.cancel(reason);
+        }
+    }
+}
 
-fn key(claim: &Claim) -> Key {
-    (
-        claim.task_type.clone(),
-        claim.work_unit_key.clone(),
-        claim.claim_seq,
-    )
+/// A unit: task type and key.
+type UnitKey = (String, String);
+
+fn unit(claim: &Claim) -> UnitKey {
+    (claim.task_type.clone(), claim.work_unit_key.clone())
 }
 
 /// The cancellations a unit task holds.
@@ -50,60 +68,111 @@ pub(crate) struct UnitCancel {
     pub(crate) write: Cancellation,
 }
 
+/// A unit task of this process that must end before the new one starts.
+pub(crate) struct Predecessor(oneshot::Receiver<()>);
+
+impl Predecessor {
+    /// Resolves once the earlier task on the unit has ended.
+    pub(crate) async fn ended(self) {
+        let _ = self.0.await;
+    }
+}
+
 /// The set of running units.
 pub(crate) struct Running {
-    units: Mutex<HashMap<Key, Entry>>,
-    /// How many units are running, for waiters.
+    units: Mutex<Units>,
+    /// How many unit tasks are alive (including ones winding down after a
+    /// newer claim replaced them), for waiters.
     count: watch::Sender<usize>,
+}
+
+#[derive(Default)]
+struct Units {
+    by_unit: HashMap<UnitKey, Entry>,
+    next_registration: u64,
+    alive: usize,
 }
 
 impl Default for Running {
     fn default() -> Self {
         Self {
-            units: Mutex::new(HashMap::new()),
+            units: Mutex::new(Units::default()),
             count: watch::channel(0).0,
         }
     }
 }
 
-/// Removes its unit from the running set when dropped, so a unit task that
+/// Takes its unit out of the running set when dropped, so a unit task that
 /// ends in any way (a panic included) never stays counted.
 pub(crate) struct Registered {
     running: Arc<Running>,
-    claim: Claim,
+    unit: UnitKey,
+    registration: u64,
+    /// Dropped last: tells a successor on the same unit that this task ended.
+    _ended: oneshot::Sender<()>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         let mut units = self.running.lock();
-        units.remove(&key(&self.claim));
-        self.running.count.send_replace(units.len());
+        if units
+            .by_unit
+            .get(&self.unit)
+            .is_some_and(|entry| entry.registration == self.registration)
+        {
+            units.by_unit.remove(&self.unit);
+        }
+        units.alive -= 1;
+        self.running.count.send_replace(units.alive);
     }
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Units> {
         self.units
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a freshly claimed unit; it leaves the set when the returned guard
-    /// is dropped.
-    pub(crate) fn insert(self: &Arc<Self>, claim: &Claim) -> (UnitCancel, Registered) {
+    /// is dropped. If this process still runs the unit under an older claim,
+    /// that task is cancelled (its claim is gone: the store just gave the unit
+    /// out again) and returned as the predecessor to wait for.
+    pub(crate) fn insert(
+        self: &Arc<Self>,
+        claim: &Claim,
+        reason: &str,
+    ) -> (UnitCancel, Registered, Option<Predecessor>) {
         let (call, call_cancel) = cancellation();
         let (write, write_cancel) = cancellation();
+        let (ended_tx, ended_rx) = oneshot::channel();
         let mut units = self.lock();
-        units.insert(
-            key(claim),
+        let registration = units.next_registration;
+        units.next_registration += 1;
+        units.alive += 1;
+        let previous = units.by_unit.insert(
+            unit(claim),
             Entry {
+                token: claim.token,
+                registration,
                 since: Instant::now(),
                 call,
                 write,
                 cancelled: None,
+                ended: ended_rx,
             },
         );
-        self.count.send_replace(units.len());
+        self.count.send_replace(units.alive);
+        drop(units);
+        let predecessor = previous.map(|mut old| {
+            tracing::warn!(
+                task_type = %claim.task_type,
+                work_unit_key = %claim.work_unit_key,
+                "claimed a unit this host still runs under a lost claim: cancelling the old call first"
+            );
+            old.cancel(reason, true);
+            Predecessor(old.ended)
+        });
         (
             UnitCancel {
                 call: call_cancel,
@@ -111,11 +180,15 @@ impl Running {
             },
             Registered {
                 running: self.clone(),
-                claim: claim.clone(),
+                unit: unit(claim),
+                registration,
+                _ended: ended_tx,
             },
+            predecessor,
         )
     }
 
+    /// How many unit tasks are alive.
     pub(crate) fn len(&self) -> usize {
         *self.count.borrow()
     }
@@ -126,32 +199,38 @@ impl Running {
 
     /// Whether a claim is being worked on here.
     pub(crate) fn contains(&self, claim: &Claim) -> bool {
-        self.lock().contains_key(&key(claim))
+        self.lock()
+            .by_unit
+            .get(&unit(claim))
+            .is_some_and(|entry| entry.token == claim.token)
     }
 
     /// Why the unit under `claim` was cancelled, if it was.
     pub(crate) fn cancelled(&self, claim: &Claim) -> Option<String> {
         self.lock()
-            .get(&key(claim))
+            .by_unit
+            .get(&unit(claim))
+            .filter(|entry| entry.token == claim.token)
             .and_then(|entry| entry.cancelled.clone())
     }
 
     /// Cancels (call and write) units registered before `checked_at` whose
     /// claim is not in `held`. Returns how many were cancelled.
     pub(crate) fn cancel_lost(&self, held: &[Claim], checked_at: Instant, reason: &str) -> usize {
-        let held: std::collections::HashSet<Key> = held.iter().map(key).collect();
+        let held: HashMap<UnitKey, i64> = held
+            .iter()
+            .map(|claim| (unit(claim), claim.token))
+            .collect();
         let mut lost = 0;
-        for (claim, entry) in self.lock().iter_mut() {
-            let (task_type, unit, _) = claim;
-            if entry.since < checked_at && entry.cancelled.is_none() && !held.contains(claim) {
+        for ((task_type, key), entry) in self.lock().by_unit.iter_mut() {
+            let still_held = held.get(&(task_type.clone(), key.clone())) == Some(&entry.token);
+            if entry.since < checked_at && entry.cancelled.is_none() && !still_held {
                 tracing::warn!(
                     task_type,
-                    work_unit_key = unit,
+                    work_unit_key = key,
                     "claim lost: cancelling the unit"
                 );
-                entry.cancelled = Some(reason.to_string());
-                entry.call.cancel(reason);
-                entry.write.cancel(reason);
+                entry.cancel(reason, true);
                 lost += 1;
             }
         }
@@ -161,18 +240,12 @@ impl Running {
     /// Cancels every running unit's call with `reason`; with `writes`, their
     /// pending writes too (the claim can no longer be trusted).
     pub(crate) fn cancel_all(&self, reason: &str, writes: bool) {
-        for entry in self.lock().values_mut() {
-            if entry.cancelled.is_none() {
-                entry.cancelled = Some(reason.to_string());
-                entry.call.cancel(reason);
-            }
-            if writes {
-                entry.write.cancel(reason);
-            }
+        for entry in self.lock().by_unit.values_mut() {
+            entry.cancel(reason, writes);
         }
     }
 
-    /// Resolves once no unit is running.
+    /// Resolves once no unit task is alive.
     pub(crate) async fn wait_empty(&self) {
         let mut count = self.count.subscribe();
         // The sender lives as long as `self`, so this cannot fail.

@@ -47,6 +47,7 @@ impl TaskPlans {
         let mut policies = RetryPolicies {
             default: config.defaults.retry_policy(),
             by_task_type: BTreeMap::new(),
+            listed_only: true,
         };
         let mut claimables = Vec::new();
         for task_type in registry.task_types() {

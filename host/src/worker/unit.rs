@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::commit::{self, Next};
-use super::running::{Registered, UnitCancel};
+use super::running::{Predecessor, Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
 use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::CallRequest;
@@ -29,8 +29,14 @@ pub(crate) async fn run(
     claim: Claim,
     cancel: UnitCancel,
     registered: Registered,
+    predecessor: Option<Predecessor>,
     permit: OwnedSemaphorePermit,
 ) {
+    if let Some(predecessor) = predecessor {
+        // An older task of ours on this unit lost its claim and was
+        // cancelled; it ends within moments. Never run a unit twice at once.
+        predecessor.ended().await;
+    }
     let started = Instant::now();
     match shared.plans.get(&claim.task_type) {
         Some(plan) => {
@@ -38,7 +44,7 @@ pub(crate) async fn run(
                 "unit",
                 task_type = %claim.task_type,
                 key = %claim.work_unit_key,
-                claim = claim.claim_seq,
+                claim = claim.token,
                 plugin = %plan.plugin.name,
                 plugin_version = %plan.plugin.version,
             );

@@ -1,11 +1,16 @@
 -- Claims up to $6 ready units of the task types in $3 (with gates $4 min
--- tokens and $5 max wait ms, NULL when off) for worker $1, lease $2 ms.
+-- tokens and $5 max wait ms, NULL when off) for worker $1, whose lease then
+-- runs at least $2 ms more. Claim tokens are $7 + 1, $7 + 2, ...
 --
 -- Per task type, an ordered walk of sluice_units_ready that stops at the
 -- limit (LATERAL … LIMIT), so the cost does not depend on the backlog and
 -- the plan does not depend on fresh statistics. SKIP LOCKED lets concurrent
--- claimers pass each other instead of queueing.
-WITH candidates AS (
+-- claimers pass each other (and a producer's open transaction) instead of
+-- queueing.
+WITH lease AS (
+    INSERT INTO sluice_leases AS l (worker, expires_ms) VALUES ($1, sluice_now_ms() + $2)
+    ON CONFLICT (worker) DO UPDATE SET expires_ms = GREATEST(l.expires_ms, EXCLUDED.expires_ms)
+), candidates AS (
     SELECT c.task_type, c.work_unit_key, c.available_at_ms
       FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS g(task_type, min_tokens, max_wait_ms)
      CROSS JOIN LATERAL (
@@ -17,18 +22,20 @@ WITH candidates AS (
               AND u.available_at_ms <= sluice_now_ms()
               AND ((g.min_tokens IS NULL AND g.max_wait_ms IS NULL)
                    OR u.pending_tokens >= g.min_tokens
-                   OR u.oldest_pending_ms <= sluice_now_ms() - g.max_wait_ms)
+                   OR coalesce(u.oldest_pending_ms, 0) <= sluice_now_ms() - g.max_wait_ms)
             ORDER BY u.available_at_ms
             LIMIT $6
               FOR UPDATE OF u SKIP LOCKED
        ) c
 ), chosen AS (
-    SELECT task_type, work_unit_key FROM candidates ORDER BY available_at_ms LIMIT $6
+    SELECT task_type, work_unit_key, row_number() OVER (ORDER BY available_at_ms) AS n
+      FROM candidates ORDER BY available_at_ms LIMIT $6
 )
 UPDATE sluice_units u
    SET claimed_by = $1,
-       claim_seq = u.claim_seq + 1,
-       lease_expires_ms = sluice_now_ms() + $2
+       claim_token = $7 + chosen.n,
+       in_flight_from = NULL,
+       in_flight_through = NULL
   FROM chosen
  WHERE u.task_type = chosen.task_type AND u.work_unit_key = chosen.work_unit_key
-RETURNING u.task_type, u.work_unit_key, u.claim_seq
+RETURNING u.task_type, u.work_unit_key, u.claim_token

@@ -1,25 +1,43 @@
--- Marks the next pending items of unit ($1, $2) as in flight under claim $4 of
--- worker $6: at most $3 items and $5 tokens, always at least one. The fence
--- locks the unit row (FOR SHARE) so a concurrent reap either finishes first,
--- and this finds the claim gone, or waits until this has committed.
-WITH fence AS (
-    SELECT 1 FROM sluice_units u
+-- Takes the next pending items of unit ($1, $2) in flight under claim $4 of
+-- worker $6: at most $3 items and $5 tokens, always at least one, fewer while
+-- the unit narrows after a failed batch. Returns one row, a JSON array of
+-- [id, payload (as a string), tokens, attempts, created_at_ms] (NULL when
+-- nothing is pending), or no row when the claim is no longer held. The unit
+-- row is locked first, so a concurrent reap either finishes first, and this
+-- finds the claim gone, or waits until this has committed.
+WITH unit AS (
+    SELECT u.narrow_to,
+           u.narrow_through IS NOT NULL
+               AND u.narrow_through >= (SELECT min(i.id) FROM sluice_items i
+                                         WHERE i.task_type = $1 AND i.work_unit_key = $2
+                                           AND i.state = 'pending') AS narrowing,
+           u.narrow_through
+      FROM sluice_units u
      WHERE u.task_type = $1 AND u.work_unit_key = $2
-       AND u.claim_seq = $4 AND u.claimed_by = $6
-       FOR SHARE
+       AND u.claim_token = $4 AND u.claimed_by = $6
+       FOR UPDATE
 ), head AS (
-    SELECT id,
+    SELECT id, payload, tokens, attempts, created_at_ms,
            sum(tokens) OVER (ORDER BY id) AS running,
            row_number() OVER (ORDER BY id) AS n
-      FROM (SELECT id, tokens FROM sluice_items
-             WHERE task_type = $1 AND work_unit_key = $2 AND state = 'pending'
-             ORDER BY id LIMIT $3) pending
-     WHERE EXISTS (SELECT 1 FROM fence)
+      FROM (SELECT i.id, i.payload, i.tokens, i.attempts, i.created_at_ms
+              FROM sluice_items i CROSS JOIN unit
+             WHERE i.task_type = $1 AND i.work_unit_key = $2 AND i.state = 'pending'
+               AND (NOT unit.narrowing OR i.id <= unit.narrow_through)
+             ORDER BY i.id
+             LIMIT coalesce((SELECT CASE WHEN narrowing THEN LEAST($3, narrow_to) ELSE $3 END
+                               FROM unit), 0)
+           ) pending
+), batch AS (
+    SELECT * FROM head WHERE n = 1 OR running <= $5
+), marked AS (
+    UPDATE sluice_units u
+       SET in_flight_from = LEAST(u.in_flight_from, (SELECT min(id) FROM batch)),
+           in_flight_through = GREATEST(u.in_flight_through, (SELECT max(id) FROM batch))
+     WHERE u.task_type = $1 AND u.work_unit_key = $2 AND u.claim_token = $4
+       AND EXISTS (SELECT 1 FROM batch)
 )
-UPDATE sluice_items i
-   SET claim_seq = $4
-  FROM head
- WHERE i.id = head.id
-   AND i.state = 'pending'
-   AND (head.n = 1 OR head.running <= $5)
-RETURNING i.id, i.payload::text, i.tokens, i.attempts, i.created_at_ms
+SELECT (SELECT json_agg(json_build_array(id, payload::text, tokens, attempts, created_at_ms)
+                        ORDER BY id)
+          FROM batch)::text
+  FROM unit

@@ -1,7 +1,10 @@
--- Extends every unexpired lease worker $1 holds by $2 ms; returns the claims it holds.
-UPDATE sluice_units
-   SET lease_expires_ms = sluice_now_ms() + $2
- WHERE claimed_by = $1
-   -- An expired lease stays expired: the reaper owns it now.
-   AND lease_expires_ms >= sluice_now_ms()
-RETURNING task_type, work_unit_key, claim_seq
+-- Extends worker $1's lease to $2 ms from now and records that it is alive;
+-- returns the claims it holds. The claims are read, not locked: a unit row a
+-- producer's transaction holds never delays a heartbeat.
+WITH lease AS (
+    INSERT INTO sluice_leases AS l (worker, expires_ms) VALUES ($1, sluice_now_ms() + $2)
+    ON CONFLICT (worker) DO UPDATE SET expires_ms = EXCLUDED.expires_ms
+), seen AS (
+    UPDATE sluice_workers SET last_seen_ms = sluice_now_ms() WHERE id = $1
+)
+SELECT task_type, work_unit_key, claim_token FROM sluice_units WHERE claimed_by = $1

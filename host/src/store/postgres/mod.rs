@@ -2,11 +2,15 @@
 //!
 //! Claims take unit rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
 //! on any number of hosts pass each other instead of queueing, and never hold
-//! the same unit. Fenced writes lock their unit row first (`FOR UPDATE`, or
-//! `FOR SHARE` when fetching a batch), so a reaper and a late worker can never
-//! both act on one claim. Leases and backoff
+//! the same unit. Fenced writes lock their unit row first, so a reaper and a
+//! late worker can never both act on one claim. Leases live in their own
+//! table (one row per host process) that producers never lock, and a
+//! heartbeat only reads the unit rows, so an open producer transaction can
+//! delay the unit it writes to and nothing else. Leases and backoff
 //! are judged by the database's clock (`sluice_now_ms()`), the one clock every
 //! host shares. Enqueues `NOTIFY sluice_items` so idle hosts wake at once.
+
+pub(crate) mod errors;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
+use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
     Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
@@ -27,12 +32,16 @@ const REAP_BATCH: i64 = 100;
 
 /// Claims, fetches, heartbeats, releases, failures and reaps commit without
 /// waiting for the WAL flush. A database crash can lose only the last few of
-/// them, and the lease machinery absorbs each loss: a lost claim expires and
-/// its fenced writes fail; a lost release is reaped, costing one spurious
-/// attempt; a lost failure loses its attempt count, so a poison item gets one
-/// more try. What a producer or a handler was promised (enqueues, completions,
-/// dead-letter retries) commits durably. With a 4 ms `fdatasync` this is the
-/// difference between one flush per item batch and four.
+/// them, and the lease machinery absorbs each loss: a lost claim leaves its
+/// host holding a token the database never saw (tokens are random, so it is
+/// never handed out again), and every fenced write of it fails; a lost
+/// release is reaped, costing one spurious attempt; a lost failure loses its
+/// attempt count, so a poison item gets one more try. What a producer or a
+/// handler was promised (enqueues, completions, dead-letter retries) commits
+/// durably, and a durable commit flushes every commit before it, so a
+/// completion that landed implies its claim and batch did too. With a 4 ms
+/// `fdatasync` this is the difference between one flush per item batch and
+/// four.
 const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 
 /// Plan every statement for its actual parameters. sqlx prepares statements,
@@ -40,6 +49,12 @@ const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 /// the claim's `LIMIT`: it then hash-joins against every unit (a seq scan of a
 /// million rows per claim, measured at 400 ms) instead of touching ten.
 const CUSTOM_PLANS: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
+
+/// How long any statement of Sluice's waits for a row lock before it fails
+/// as an outage (and its caller retries): a producer's transaction left open
+/// on a unit can hold up that unit's writes, but never leaves a connection
+/// waiting on the server after its caller gave up.
+const LOCK_TIMEOUT: (&str, &str) = ("lock_timeout", "1s");
 
 /// No bitmap scans in Sluice's sessions. Right after a bulk enqueue, before
 /// autovacuum has analyzed `sluice_units`, the planner believes the ready
@@ -54,6 +69,8 @@ pub const NOTIFY_CHANNEL: &str = "sluice_items";
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Runs migrations, without the lock timeout of the others.
+    migrations: PgPool,
     options: StoreOptions,
 }
 
@@ -66,6 +83,12 @@ impl PostgresStore {
         let connect = PgConnectOptions::from_str(url)
             .map_err(connect_error)?
             .options([ASYNC_COMMIT, CUSTOM_PLANS, NO_BITMAP_SCANS]);
+        // Migrations wait for other hosts' migrations and for DDL locks as
+        // long as they must; every other session gives up on a lock.
+        let migrations = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(connect.clone());
+        let connect = connect.options([LOCK_TIMEOUT]);
         // One direct attempt first: a refused or misaddressed server fails at
         // once instead of after the pool's acquire timeout.
         PgConnection::connect_with(&connect)
@@ -80,7 +103,11 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(connect_error)?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            migrations,
+            options,
+        })
     }
 
     /// A transaction whose commit waits for the WAL to reach disk. Sessions
@@ -132,7 +159,7 @@ async fn fenced(tx: &mut Transaction<'static, Postgres>, claim: &Claim) -> Resul
     let held = sqlx::query(include_str!("fence.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
+        .bind(claim.token)
         .bind(&claim.worker)
         .fetch_optional(&mut **tx)
         .await?;
@@ -214,68 +241,65 @@ async fn insert_deduplicated(
     }
 }
 
-/// Records a failure on the items in flight under `claim`, dead-letters the
-/// head item when it is out of attempts (or the failure is permanent), and
-/// releases the claim. The caller has checked the fence inside `tx`.
+/// Applies [`failure::decide`] to the items in flight under `claim` and
+/// releases the claim. The caller holds the unit row locked inside `tx`.
 async fn record_failure(
     tx: &mut Transaction<'static, Postgres>,
     claim: &Claim,
     failure: &Failure,
     policy: &RetryPolicy,
 ) -> Result<FailResult> {
-    let (message, permanent) = match failure {
-        Failure::Retryable(m) => (m, false),
-        Failure::Permanent(m) => (m, true),
+    let message = match failure {
+        Failure::Retryable(m) | Failure::Permanent(m) => m,
     };
-    let in_flight = sqlx::query(include_str!("in_flight.sql"))
+    let in_flight: Vec<failure::InFlight> = sqlx::query(include_str!("in_flight.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
+        .bind(claim.token)
         .fetch_all(&mut **tx)
-        .await?;
-    sqlx::query(include_str!("record_failure.sql"))
-        .bind(&claim.task_type)
-        .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
-        .bind(message)
-        .execute(&mut **tx)
-        .await?;
-    let head = in_flight
-        .first()
-        .map(|row| (row.get::<i64, _>(0), row.get::<i32, _>(1) as u32 + 1));
-    let (result, delay_ms) = match head {
-        Some((id, attempts)) if permanent || attempts >= policy.max_attempts => {
+        .await?
+        .into_iter()
+        .map(|row| (row.get::<i64, _>(0), row.get::<i32, _>(1) as u32))
+        .collect();
+    let decision = failure::decide(&in_flight, failure, policy);
+    if let Decision::Charge { id, dead, .. } = decision {
+        sqlx::query(include_str!("record_failure.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(id)
+            .bind(message)
+            .execute(&mut **tx)
+            .await?;
+        if dead {
             sqlx::query(include_str!("dead_letter.sql"))
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query(include_str!("fresh_start.sql"))
-                .bind(&claim.task_type)
-                .bind(&claim.work_unit_key)
-                .bind(claim.claim_seq)
-                .execute(&mut **tx)
-                .await?;
-            (Some(FailResult::DeadLettered(id)), 0)
         }
-        Some((id, attempts)) => (None, policy.backoff_ms(id, attempts)),
-        None => (None, 0),
-    };
+    }
+    let (delay_ms, narrow) = decision.release();
     let available_at: i64 = sqlx::query(include_str!("release.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
+        .bind(claim.token)
         .bind(&claim.worker)
         .bind(delay_ms)
+        .bind(narrow.map(|(batch, _)| batch as i32))
+        .bind(narrow.map(|(_, through)| through))
         .fetch_one(&mut **tx)
         .await?
         .get(0);
-    Ok(result.unwrap_or(FailResult::RetryAt(available_at)))
+    Ok(decision.result(available_at))
 }
+
+/// Items as [`fetch_batch.sql`] returns them: one JSON array of
+/// `[id, payload, tokens, attempts, created_at_ms]`.
+type BatchRow = (i64, String, i64, i32, i64);
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.migrations).await?;
         Ok(())
     }
 
@@ -331,6 +355,7 @@ impl Store for PostgresStore {
             .bind(min_tokens)
             .bind(max_wait)
             .bind(i64::from(max_units))
+            .bind(super::token_base())
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -338,62 +363,54 @@ impl Store for PostgresStore {
             .map(|row| Claim {
                 task_type: row.get(0),
                 work_unit_key: row.get(1),
-                claim_seq: row.get(2),
+                token: row.get(2),
                 worker: worker.to_string(),
             })
             .collect())
     }
 
     async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>> {
-        let rows = sqlx::query(include_str!("fetch_batch.sql"))
+        // One row whatever the batch size, and no row when the claim is gone.
+        let batch: Option<Option<String>> = sqlx::query_scalar(include_str!("fetch_batch.sql"))
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
             .bind(i64::from(limits.max_items.max(1)))
-            .bind(claim.claim_seq)
+            .bind(claim.token)
             .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
             .bind(&claim.worker)
-            .fetch_all(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        if rows.is_empty() {
-            // Nothing pending, or the claim is gone: tell the two apart.
-            let mut tx = self.pool.begin().await?;
-            fenced(&mut tx, claim).await?;
+        let Some(batch) = batch.ok_or_else(|| StoreError::claim_lost(claim))? else {
             return Ok(Vec::new());
-        }
-        let mut items: Vec<Item> = rows
+        };
+        let rows: Vec<BatchRow> =
+            serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(rows
             .into_iter()
-            .map(|row| Item {
-                id: row.get(0),
+            .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
+                id,
                 task_type: claim.task_type.clone(),
                 work_unit_key: claim.work_unit_key.clone(),
-                payload: row.get(1),
-                tokens: u32::try_from(row.get::<i64, _>(2)).unwrap_or(u32::MAX),
-                attempts: row.get::<i32, _>(3) as u32,
-                created_at_ms: row.get(4),
+                payload,
+                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+                attempts: attempts as u32,
+                created_at_ms,
             })
-            .collect();
-        items.sort_by_key(|i| i.id);
-        Ok(items)
+            .collect())
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
-        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-        sqlx::query(include_str!("worker_seen.sql"))
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(rows
             .into_iter()
             .map(|row| Claim {
                 task_type: row.get(0),
                 work_unit_key: row.get(1),
-                claim_seq: row.get(2),
+                token: row.get(2),
                 worker: worker.to_string(),
             })
             .collect())
@@ -413,7 +430,7 @@ impl Store for PostgresStore {
         let done = sqlx::query(include_str!("complete_items.sql"))
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
-            .bind(claim.claim_seq)
+            .bind(claim.token)
             .bind(item_ids)
             .execute(&mut *tx)
             .await?
@@ -451,9 +468,11 @@ impl Store for PostgresStore {
         let released = sqlx::query(include_str!("release.sql"))
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
-            .bind(claim.claim_seq)
+            .bind(claim.token)
             .bind(&claim.worker)
             .bind(0_i64)
+            .bind(None::<i32>)
+            .bind(None::<i64>)
             .fetch_optional(&self.pool)
             .await?;
         released
@@ -461,33 +480,41 @@ impl Store for PostgresStore {
             .ok_or_else(|| StoreError::claim_lost(claim))
     }
 
-    async fn reap(&self, policies: &RetryPolicies) -> Result<u64> {
+    async fn reap(&self, policies: &RetryPolicies, except_worker: Option<&str>) -> Result<u64> {
+        let task_types: Option<Vec<&str>> = policies
+            .listed_only
+            .then(|| policies.by_task_type.keys().map(String::as_str).collect());
         let mut reaped = 0;
         loop {
             let expired = sqlx::query(include_str!("expired.sql"))
                 .bind(REAP_BATCH)
+                .bind(except_worker)
+                .bind(&task_types)
                 .fetch_all(&self.pool)
                 .await?;
             if expired.is_empty() {
                 return Ok(reaped);
             }
-            // Rows another reaper or a heartbeat holds are skipped; a pass
+            // Rows another reaper or a fenced write holds are skipped; a pass
             // that reaped none of what it saw must not spin on them.
             let before = reaped;
             for row in expired {
                 let claim = Claim {
                     task_type: row.get(0),
                     work_unit_key: row.get(1),
-                    claim_seq: row.get(2),
+                    token: row.get(2),
                     worker: row.get(3),
                 };
-                // Each reap is its own short transaction; a heartbeat or
-                // another reaper that got there first wins.
+                let Some(policy) = policies.get(&claim.task_type) else {
+                    continue;
+                };
+                // Each reap is its own short transaction; a heartbeat that
+                // renewed the lease first, or another reaper, wins.
                 let mut tx = self.pool.begin().await?;
                 let still_expired = sqlx::query(include_str!("still_expired.sql"))
                     .bind(&claim.task_type)
                     .bind(&claim.work_unit_key)
-                    .bind(claim.claim_seq)
+                    .bind(claim.token)
                     .bind(&claim.worker)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -498,7 +525,7 @@ impl Store for PostgresStore {
                     "claim expired: worker {} stopped renewing its lease",
                     claim.worker
                 ));
-                record_failure(&mut tx, &claim, &failure, policies.get(&claim.task_type)).await?;
+                record_failure(&mut tx, &claim, &failure, policy).await?;
                 tx.commit().await?;
                 reaped += 1;
             }
@@ -574,6 +601,15 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+
+    async fn prune_idle(&self, idle: Duration, limit: u32) -> Result<u64> {
+        let deleted: i64 = sqlx::query_scalar(include_str!("prune_idle.sql"))
+            .bind(ms(idle))
+            .bind(i64::from(limit))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(deleted as u64)
     }
 
     async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64> {

@@ -1,21 +1,35 @@
 -- Takes the next pending items of unit (?1, ?2) in flight under claim ?4 of
--- worker ?6: at most ?3 items and ?5 tokens, always at least one. Returns one
--- row, a JSON array of [id, payload, tokens, attempts, created_at_ms], or no
--- row when the claim is no longer held.
-WITH batch AS (
+-- worker ?6: at most ?3 items and ?5 tokens, always at least one, fewer while
+-- the unit narrows after a failed batch. Returns one row, a JSON array of
+-- [id, payload, tokens, attempts, created_at_ms], or no row when the claim is
+-- no longer held.
+WITH unit AS (
+    SELECT u.narrow_to, u.narrow_through,
+           coalesce(u.narrow_through >= (SELECT min(i.id) FROM sluice_items i
+                                          WHERE i.task_type = ?1 AND i.work_unit_key = ?2
+                                            AND i.state = 'pending'), 0) AS narrowing
+      FROM sluice_units u
+     WHERE u.task_type = ?1 AND u.work_unit_key = ?2 AND u.claim_token = ?4 AND u.claimed_by = ?6
+), batch AS (
     SELECT id, payload, tokens, attempts, created_at_ms
       FROM (SELECT id, payload, tokens, attempts, created_at_ms,
                    sum(tokens) OVER (ORDER BY id) AS running,
                    row_number() OVER (ORDER BY id) AS n
-              FROM (SELECT id, payload, tokens, attempts, created_at_ms FROM sluice_items
-                     WHERE task_type = ?1 AND work_unit_key = ?2 AND state = 'pending'
-                     ORDER BY id LIMIT ?3))
+              FROM (SELECT i.id, i.payload, i.tokens, i.attempts, i.created_at_ms
+                      FROM sluice_items i CROSS JOIN unit
+                     WHERE i.task_type = ?1 AND i.work_unit_key = ?2 AND i.state = 'pending'
+                       AND (NOT unit.narrowing OR i.id <= unit.narrow_through)
+                     ORDER BY i.id
+                     LIMIT coalesce((SELECT CASE WHEN narrowing THEN min(?3, narrow_to)
+                                                 ELSE ?3 END
+                                       FROM unit), 0)))
      WHERE n = 1 OR running <= ?5
 )
 UPDATE sluice_units
-   SET in_flight_from = coalesce(in_flight_from, (SELECT min(id) FROM batch)),
+   SET in_flight_from = min(coalesce(in_flight_from, (SELECT min(id) FROM batch)),
+                            coalesce((SELECT min(id) FROM batch), in_flight_from)),
        in_flight_through = max(coalesce(in_flight_through, 0),
                                coalesce((SELECT max(id) FROM batch), 0))
- WHERE task_type = ?1 AND work_unit_key = ?2 AND claim_seq = ?4 AND claimed_by = ?6
+ WHERE task_type = ?1 AND work_unit_key = ?2 AND claim_token = ?4 AND claimed_by = ?6
 RETURNING (SELECT json_group_array(json_array(id, payload, tokens, attempts, created_at_ms))
              FROM batch)

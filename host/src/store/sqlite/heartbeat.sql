@@ -1,7 +1,3 @@
--- Extends every unexpired lease worker ?1 holds by ?2 ms; returns the claims it holds.
-UPDATE sluice_units
-   SET lease_expires_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?2
- WHERE claimed_by = ?1
-   -- An expired lease stays expired: the reaper owns it now.
-   AND lease_expires_ms >= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-RETURNING task_type, work_unit_key, claim_seq
+-- Extends worker ?1's lease to ?2 ms from now.
+INSERT INTO sluice_leases (worker, expires_ms) VALUES (?1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + ?2)
+ON CONFLICT (worker) DO UPDATE SET expires_ms = excluded.expires_ms

@@ -6,12 +6,16 @@
 //! `UPDATE … RETURNING`, atomic under that lock. One process owns the file:
 //! several hosts sharing one queue is what the Postgres store is for.
 
+pub(crate) mod errors;
+mod writing;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
     Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
@@ -109,7 +113,11 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
+            // How long a write waits for another process's write lock before
+            // failing as an outage (and being retried by its caller): long
+            // enough for any short transaction, short enough that a write
+            // stuck behind a lock held for minutes comes back to say so.
+            .busy_timeout(Duration::from_secs(5))
             // 32 MiB of page cache per connection (SQLite's default is 2 MiB).
             // 2 and 8 MiB measured the same on `sluice bench queue`; the
             // headroom is for working sets larger than the benchmark's.
@@ -138,8 +146,9 @@ impl SqliteStore {
         })
     }
 
-    async fn immediate(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// Opens a write transaction on the writer connection (see [`writing`]).
+    async fn immediate(&self) -> Result<writing::Writing> {
+        writing::Writing::begin(&self.writer).await
     }
 }
 
@@ -159,13 +168,13 @@ fn filter_binds(filter: Option<&DeadFilter>) -> (Option<i64>, Option<String>, Op
     }
 }
 
-async fn fenced(tx: &mut Transaction<'static, Sqlite>, claim: &Claim) -> Result<()> {
+async fn fenced(conn: &mut SqliteConnection, claim: &Claim) -> Result<()> {
     let held = sqlx::query(include_str!("fence.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
+        .bind(claim.token)
         .bind(&claim.worker)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .next();
@@ -174,15 +183,12 @@ async fn fenced(tx: &mut Transaction<'static, Sqlite>, claim: &Claim) -> Result<
 }
 
 /// Inserts items in input order (see [`InsertRun`]).
-async fn insert_items(
-    tx: &mut Transaction<'static, Sqlite>,
-    items: &[NewItem],
-) -> Result<Vec<Enqueued>> {
+async fn insert_items(conn: &mut SqliteConnection, items: &[NewItem]) -> Result<Vec<Enqueued>> {
     let mut out = Vec::with_capacity(items.len());
     for run in insert_runs(items) {
         match run {
-            InsertRun::Bulk(run) => out.extend(insert_bulk(tx, run).await?),
-            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(tx, item).await?),
+            InsertRun::Bulk(run) => out.extend(insert_bulk(conn, run).await?),
+            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(conn, item).await?),
         }
     }
     Ok(out)
@@ -190,10 +196,7 @@ async fn insert_items(
 
 /// One statement for the whole run: each statement costs a round trip to
 /// sqlx's SQLite worker thread, which dominated enqueue time item by item.
-async fn insert_bulk(
-    tx: &mut Transaction<'static, Sqlite>,
-    items: &[NewItem],
-) -> Result<Vec<Enqueued>> {
+async fn insert_bulk(conn: &mut SqliteConnection, items: &[NewItem]) -> Result<Vec<Enqueued>> {
     // Payloads travel as JSON strings so json_extract returns their exact text.
     let rows: Vec<serde_json::Value> = items
         .iter()
@@ -201,7 +204,7 @@ async fn insert_bulk(
         .collect();
     let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("enqueue_bulk.sql"))
         .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     // Ids were assigned in input order; RETURNING's order is not promised.
     ids.sort_unstable();
@@ -214,10 +217,7 @@ async fn insert_bulk(
         .collect())
 }
 
-async fn insert_deduplicated(
-    tx: &mut Transaction<'static, Sqlite>,
-    item: &NewItem,
-) -> Result<Enqueued> {
+async fn insert_deduplicated(conn: &mut SqliteConnection, item: &NewItem) -> Result<Enqueued> {
     // The pending original can finish between the insert that found it and
     // the lookup of its id; then the key is free and the insert is retried.
     loop {
@@ -227,7 +227,7 @@ async fn insert_deduplicated(
             .bind(&item.payload)
             .bind(i64::from(item.tokens))
             .bind(&item.dedupe_key)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?
             .into_iter()
             .next();
@@ -240,7 +240,7 @@ async fn insert_deduplicated(
         let original: Option<i64> = sqlx::query_scalar(include_str!("find_duplicate.sql"))
             .bind(&item.task_type)
             .bind(&item.dedupe_key)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?
             .into_iter()
             .next();
@@ -253,65 +253,58 @@ async fn insert_deduplicated(
     }
 }
 
-/// Records a failure on the items in flight under `claim`, dead-letters the
-/// head item when it is out of attempts (or the failure is permanent), and
-/// releases the claim. The caller has checked the fence inside `tx`.
+/// Applies [`failure::decide`] to the items in flight under `claim` and
+/// releases the claim. The caller has checked the fence inside its transaction.
 async fn record_failure(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     claim: &Claim,
     failure: &Failure,
     policy: &RetryPolicy,
 ) -> Result<FailResult> {
-    let (message, permanent) = match failure {
-        Failure::Retryable(m) => (m, false),
-        Failure::Permanent(m) => (m, true),
+    let message = match failure {
+        Failure::Retryable(m) | Failure::Permanent(m) => m,
     };
-    let in_flight = sqlx::query(include_str!("in_flight.sql"))
+    let in_flight: Vec<failure::InFlight> = sqlx::query(include_str!("in_flight.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
-        .fetch_all(&mut **tx)
-        .await?;
-    sqlx::query(include_str!("record_failure.sql"))
-        .bind(&claim.task_type)
-        .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
-        .bind(message)
-        .execute(&mut **tx)
-        .await?;
-    let head = in_flight
-        .first()
-        .map(|row| (row.get::<i64, _>(0), row.get::<i64, _>(1) as u32 + 1));
-    let (result, delay_ms) = match head {
-        Some((id, attempts)) if permanent || attempts >= policy.max_attempts => {
+        .bind(claim.token)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.get::<i64, _>(0), row.get::<i64, _>(1) as u32))
+        .collect();
+    let decision = failure::decide(&in_flight, failure, policy);
+    if let Decision::Charge { id, dead, .. } = decision {
+        sqlx::query(include_str!("record_failure.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(id)
+            .bind(message)
+            .execute(&mut *conn)
+            .await?;
+        if dead {
             sqlx::query(include_str!("dead_letter.sql"))
                 .bind(id)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await?;
-            sqlx::query(include_str!("fresh_start.sql"))
-                .bind(&claim.task_type)
-                .bind(&claim.work_unit_key)
-                .bind(claim.claim_seq)
-                .execute(&mut **tx)
-                .await?;
-            (Some(FailResult::DeadLettered(id)), 0)
         }
-        Some((id, attempts)) => (None, policy.backoff_ms(id, attempts)),
-        None => (None, 0),
-    };
+    }
+    let (delay_ms, narrow) = decision.release();
     let available_at: i64 = sqlx::query(include_str!("release.sql"))
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
-        .bind(claim.claim_seq)
+        .bind(claim.token)
         .bind(&claim.worker)
         .bind(delay_ms)
-        .fetch_all(&mut **tx)
+        .bind(narrow.map(|(batch, _)| i64::from(batch)))
+        .bind(narrow.map(|(_, through)| through))
+        .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .next()
         .ok_or(sqlx::Error::RowNotFound)?
         .get(0);
-    Ok(result.unwrap_or(FailResult::RetryAt(available_at)))
+    Ok(decision.result(available_at))
 }
 
 #[async_trait::async_trait]
@@ -344,9 +337,8 @@ impl Store for SqliteStore {
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
         validate::items(items, self.options.max_payload_bytes)?;
         let mut tx = self.immediate().await?;
-        let out = insert_items(&mut tx, items).await?;
-        tx.commit().await?;
-        Ok(out)
+        let out = insert_items(tx.conn(), items).await;
+        tx.finish(out).await
     }
 
     async fn claim(
@@ -369,19 +361,29 @@ impl Store for SqliteStore {
                 })
             })
             .collect();
-        let rows = sqlx::query(include_str!("claim.sql"))
-            .bind(worker)
-            .bind(ms(lease))
-            .bind(serde_json::Value::Array(gates).to_string())
-            .bind(i64::from(max_units))
-            .fetch_all(&self.writer)
-            .await?;
+        let mut tx = self.immediate().await?;
+        let claimed = async {
+            sqlx::query(include_str!("claim_lease.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(tx.conn())
+                .await?;
+            Ok(sqlx::query(include_str!("claim.sql"))
+                .bind(worker)
+                .bind(super::token_base())
+                .bind(serde_json::Value::Array(gates).to_string())
+                .bind(i64::from(max_units))
+                .fetch_all(tx.conn())
+                .await?)
+        }
+        .await;
+        let rows = tx.finish(claimed).await?;
         Ok(rows
             .into_iter()
             .map(|row| Claim {
                 task_type: row.get(0),
                 work_unit_key: row.get(1),
-                claim_seq: row.get(2),
+                token: row.get(2),
                 worker: worker.to_string(),
             })
             .collect())
@@ -394,7 +396,7 @@ impl Store for SqliteStore {
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
             .bind(i64::from(limits.max_items.max(1)))
-            .bind(claim.claim_seq)
+            .bind(claim.token)
             .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
             .bind(&claim.worker)
             .fetch_all(&self.writer)
@@ -422,22 +424,29 @@ impl Store for SqliteStore {
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
         let mut tx = self.immediate().await?;
-        let rows = sqlx::query(include_str!("heartbeat.sql"))
-            .bind(worker)
-            .bind(ms(lease))
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query(include_str!("worker_seen.sql"))
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let renewed = async {
+            sqlx::query(include_str!("heartbeat.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(tx.conn())
+                .await?;
+            sqlx::query(include_str!("worker_seen.sql"))
+                .bind(worker)
+                .execute(tx.conn())
+                .await?;
+            Ok(sqlx::query(include_str!("held_claims.sql"))
+                .bind(worker)
+                .fetch_all(tx.conn())
+                .await?)
+        }
+        .await;
+        let rows = tx.finish(renewed).await?;
         Ok(rows
             .into_iter()
             .map(|row| Claim {
                 task_type: row.get(0),
                 work_unit_key: row.get(1),
-                claim_seq: row.get(2),
+                token: row.get(2),
                 worker: worker.to_string(),
             })
             .collect())
@@ -454,29 +463,33 @@ impl Store for SqliteStore {
         validate::items(follow_up, self.options.max_payload_bytes)?;
         let ids = serde_json::to_string(item_ids).expect("ids serialize");
         let mut tx = self.immediate().await?;
-        fenced(&mut tx, claim).await?;
-        let done = sqlx::query(include_str!("complete_items.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(claim.claim_seq)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if done != item_ids.len() as u64 {
-            return Err(StoreError::NotInFlight(item_ids.to_vec()));
+        let written = async {
+            let conn = tx.conn();
+            fenced(conn, claim).await?;
+            let done = sqlx::query(include_str!("complete_items.sql"))
+                .bind(&claim.task_type)
+                .bind(&claim.work_unit_key)
+                .bind(claim.token)
+                .bind(&ids)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if done != item_ids.len() as u64 {
+                return Err(StoreError::NotInFlight(item_ids.to_vec()));
+            }
+            sqlx::query(include_str!("insert_output.sql"))
+                .bind(&claim.task_type)
+                .bind(&claim.work_unit_key)
+                .bind(&ids)
+                .bind(output)
+                .bind(call)
+                .execute(&mut *conn)
+                .await?;
+            insert_items(conn, follow_up).await?;
+            Ok(())
         }
-        sqlx::query(include_str!("insert_output.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(&ids)
-            .bind(output)
-            .bind(call)
-            .execute(&mut *tx)
-            .await?;
-        insert_items(&mut tx, follow_up).await?;
-        tx.commit().await?;
-        Ok(())
+        .await;
+        tx.finish(written).await
     }
 
     async fn fail(
@@ -486,19 +499,24 @@ impl Store for SqliteStore {
         policy: &RetryPolicy,
     ) -> Result<FailResult> {
         let mut tx = self.immediate().await?;
-        fenced(&mut tx, claim).await?;
-        let result = record_failure(&mut tx, claim, failure, policy).await?;
-        tx.commit().await?;
-        Ok(result)
+        let failed = async {
+            let conn = tx.conn();
+            fenced(conn, claim).await?;
+            record_failure(conn, claim, failure, policy).await
+        }
+        .await;
+        tx.finish(failed).await
     }
 
     async fn release(&self, claim: &Claim) -> Result<()> {
         let released = sqlx::query(include_str!("release.sql"))
             .bind(&claim.task_type)
             .bind(&claim.work_unit_key)
-            .bind(claim.claim_seq)
+            .bind(claim.token)
             .bind(&claim.worker)
             .bind(0_i64)
+            .bind(None::<i64>)
+            .bind(None::<i64>)
             .fetch_all(&self.writer)
             .await?;
         if released.is_empty() {
@@ -507,48 +525,61 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn reap(&self, policies: &RetryPolicies) -> Result<u64> {
+    async fn reap(&self, policies: &RetryPolicies, except_worker: Option<&str>) -> Result<u64> {
+        let task_types = policies.listed_only.then(|| {
+            serde_json::to_string(&policies.by_task_type.keys().collect::<Vec<_>>())
+                .expect("names serialize")
+        });
         let mut reaped = 0;
         loop {
             let expired = sqlx::query(include_str!("expired.sql"))
                 .bind(REAP_BATCH)
+                .bind(except_worker)
+                .bind(&task_types)
                 .fetch_all(&self.writer)
                 .await?;
             if expired.is_empty() {
                 return Ok(reaped);
             }
-            // Rows another reaper or a heartbeat holds are skipped; a pass
-            // that reaped none of what it saw must not spin on them.
+            // A heartbeat may renew a lease between the two looks; a pass
+            // that reaped none of what it saw must not spin.
             let before = reaped;
             for row in expired {
                 let claim = Claim {
                     task_type: row.get(0),
                     work_unit_key: row.get(1),
-                    claim_seq: row.get(2),
+                    token: row.get(2),
                     worker: row.get(3),
                 };
-                // Each reap is its own short transaction; a heartbeat or
-                // another reaper that got there first wins.
-                let mut tx = self.immediate().await?;
-                let still_expired = sqlx::query(include_str!("still_expired.sql"))
-                    .bind(&claim.task_type)
-                    .bind(&claim.work_unit_key)
-                    .bind(claim.claim_seq)
-                    .bind(&claim.worker)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .next();
-                if still_expired.is_none() {
+                let Some(policy) = policies.get(&claim.task_type) else {
                     continue;
+                };
+                // Each reap is its own short transaction; a heartbeat that
+                // renewed the lease first wins.
+                let mut tx = self.immediate().await?;
+                let done = async {
+                    let conn = tx.conn();
+                    let still_expired = sqlx::query(include_str!("still_expired.sql"))
+                        .bind(&claim.task_type)
+                        .bind(&claim.work_unit_key)
+                        .bind(claim.token)
+                        .bind(&claim.worker)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    if still_expired.is_empty() {
+                        return Ok(false);
+                    }
+                    let failure = Failure::Retryable(format!(
+                        "claim expired: worker {} stopped renewing its lease",
+                        claim.worker
+                    ));
+                    record_failure(conn, &claim, &failure, policy).await?;
+                    Ok(true)
                 }
-                let failure = Failure::Retryable(format!(
-                    "claim expired: worker {} stopped renewing its lease",
-                    claim.worker
-                ));
-                record_failure(&mut tx, &claim, &failure, policies.get(&claim.task_type)).await?;
-                tx.commit().await?;
-                reaped += 1;
+                .await;
+                if tx.finish(done).await? {
+                    reaped += 1;
+                }
             }
             if reaped == before {
                 return Ok(reaped);
@@ -558,19 +589,22 @@ impl Store for SqliteStore {
 
     async fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         let mut tx = self.immediate().await?;
-        sqlx::query(include_str!("register_worker.sql"))
-            .bind(&worker.id)
-            .bind(&worker.host_name)
-            .bind(i64::from(worker.pid))
-            .bind(&worker.version)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(include_str!("abandon_claims.sql"))
-            .bind(&worker.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let registered = async {
+            sqlx::query(include_str!("register_worker.sql"))
+                .bind(&worker.id)
+                .bind(&worker.host_name)
+                .bind(i64::from(worker.pid))
+                .bind(&worker.version)
+                .execute(tx.conn())
+                .await?;
+            sqlx::query(include_str!("abandon_claims.sql"))
+                .bind(&worker.id)
+                .execute(tx.conn())
+                .await?;
+            Ok(())
+        }
+        .await;
+        tx.finish(registered).await
     }
 
     async fn dead_list(&self, filter: Option<&DeadFilter>, limit: u32) -> Result<Vec<DeadItem>> {
@@ -601,16 +635,13 @@ impl Store for SqliteStore {
 
     async fn dead_retry(&self, filter: &DeadFilter) -> Result<u64> {
         let (id, task_type, key) = filter_binds(Some(filter));
-        let mut tx = self.immediate().await?;
-        let n = sqlx::query(include_str!("dead_retry.sql"))
+        Ok(sqlx::query(include_str!("dead_retry.sql"))
             .bind(id)
             .bind(task_type)
             .bind(key)
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(n)
+            .rows_affected())
     }
 
     async fn dead_purge(&self, filter: &DeadFilter) -> Result<u64> {
@@ -622,6 +653,20 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?
             .rows_affected())
+    }
+
+    async fn prune_idle(&self, idle: Duration, limit: u32) -> Result<u64> {
+        let mut tx = self.immediate().await?;
+        let deleted = async {
+            Ok(sqlx::query(include_str!("prune_idle.sql"))
+                .bind(ms(idle))
+                .bind(i64::from(limit))
+                .execute(tx.conn())
+                .await?
+                .rows_affected())
+        }
+        .await;
+        tx.finish(deleted).await
     }
 
     async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64> {

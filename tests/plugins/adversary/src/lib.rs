@@ -84,17 +84,25 @@ fn output(json: String) -> Outcome {
 }
 
 /// Returns the payload untouched, and enqueues a follow-up when the payload asks
-/// for one. The well-behaved control, and the call the sandbox benchmark times.
+/// for one (`"follow-up"`; with `"follow-up-nul"` its key ends in a NUL
+/// character, which no database can store). The well-behaved control, and the
+/// call the sandbox benchmark times.
 fn echo(item: WorkItem) -> Result<Outcome, TaskError> {
-    let enqueue = if item.payload.contains("\"follow-up\"") {
-        vec![NewItem {
-            task_type: "echo".into(),
-            work_unit_key: item.work_unit_key.clone(),
-            payload: "{\"from\":\"echo\"}".into(),
-        }]
+    let key = if item.payload.contains("\"follow-up-nul\"") {
+        Some(format!("{}\0", item.work_unit_key))
+    } else if item.payload.contains("\"follow-up\"") {
+        Some(item.work_unit_key.clone())
     } else {
-        Vec::new()
+        None
     };
+    let enqueue = key
+        .map(|work_unit_key| NewItem {
+            task_type: "echo".into(),
+            work_unit_key,
+            payload: "{\"from\":\"echo\"}".into(),
+        })
+        .into_iter()
+        .collect();
     Ok(Outcome {
         output: Some(item.payload),
         enqueue,

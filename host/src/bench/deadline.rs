@@ -84,7 +84,7 @@ async fn one_run(
     run: usize,
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
-    let (store, cleanup) = super::queue::open_sqlite().await?;
+    let (store, cleanup) = super::queue::open_sqlite(crate::store::StoreOptions::default()).await?;
     let mut config = Config {
         slots: 1,
         listen: "off".into(),

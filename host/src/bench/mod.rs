@@ -3,4 +3,5 @@
 //! end-to-end figures quoted in BENCHMARKS.md.
 
 pub mod deadline;
+pub mod e2e;
 pub mod queue;

@@ -246,16 +246,19 @@ impl Cleanup {
 }
 
 /// A fresh SQLite file in a temporary folder.
-pub async fn open_sqlite() -> anyhow::Result<(Arc<dyn Store>, Cleanup)> {
+pub async fn open_sqlite(options: StoreOptions) -> anyhow::Result<(Arc<dyn Store>, Cleanup)> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = crate::store::open(&url, StoreOptions::default()).await?;
+    let store = crate::store::open(&url, options).await?;
     store.migrate().await?;
     Ok((store, Cleanup::Dir(dir)))
 }
 
 /// A fresh schema in the Postgres at `url`.
-pub async fn open_postgres(url: &str) -> anyhow::Result<(Arc<dyn Store>, Cleanup)> {
+pub async fn open_postgres(
+    url: &str,
+    options: StoreOptions,
+) -> anyhow::Result<(Arc<dyn Store>, Cleanup)> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .subsec_nanos();
@@ -266,14 +269,7 @@ pub async fn open_postgres(url: &str) -> anyhow::Result<(Arc<dyn Store>, Cleanup
         .await?;
     let separator = if url.contains('?') { '&' } else { '?' };
     let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    let store = crate::store::open(
-        &schema_url,
-        StoreOptions {
-            max_connections: 16,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let store = crate::store::open(&schema_url, options).await?;
     store.migrate().await?;
     Ok((
         store,

@@ -1,6 +1,7 @@
-//! `sluice bench queue`: the queue's throughput on each backend, and `sluice
-//! bench deadline`: how soon a stuck unit's slot is free after its deadline
-//! (see BENCHMARKS.md for the figures and how they were taken).
+//! `sluice bench queue`: the queue's throughput on each backend; `sluice bench
+//! e2e`: items per second through the whole host; and `sluice bench
+//! deadline`: how soon a stuck unit's slot is free after its deadline (see
+//! BENCHMARKS.md for the figures and how they were taken).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,14 +10,94 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::bench::deadline::{self, DeadlineBench};
+use crate::bench::e2e::{self, E2eBench};
 use crate::bench::queue::{self, QueueBench};
+use crate::store::StoreOptions;
+
+/// The queue benchmark's Postgres pool: room for its workers and claimers.
+const QUEUE_BENCH_POSTGRES: StoreOptions = StoreOptions {
+    max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
+    max_connections: 16,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Enqueue, drain with no-op workers, and claim from growing backlogs.
     Queue(QueueArgs),
+    /// Drain a full queue through the real host with a no-op plugin.
+    E2e(E2eArgs),
     /// How long after its deadline a hung or spinning unit's slot is free again.
     Deadline(DeadlineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct E2eArgs {
+    #[arg(long, value_enum, default_value_t = Backend::Both)]
+    backend: Backend,
+    /// The Postgres server to measure; each run uses a temporary schema in it.
+    #[arg(
+        long,
+        env = "SLUICE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
+    /// A plugin with the `echo` task type.
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip2/plugin/sluice_test_adversary.wasm"
+    )]
+    plugin: PathBuf,
+    /// Items per run.
+    #[arg(long, default_value_t = 20_000)]
+    items: usize,
+    /// Units the items are spread over (a second shape gives every item its own).
+    #[arg(long, default_value_t = 1_000)]
+    keys: usize,
+    /// Slot counts to run with (repeatable).
+    #[arg(long = "slots", default_values_t = [1, 4, 16, 64])]
+    slots: Vec<u32>,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.items > 0 && args.keys > 0 && args.slots.iter().all(|s| *s > 0),
+        "--items, --keys and every --slots must be at least 1"
+    );
+    let spec = E2eBench {
+        plugin: args.plugin,
+        items: args.items,
+        keys: args.keys,
+        slots: args.slots,
+    };
+    let mut results = Vec::new();
+    if matches!(args.backend, Backend::Sqlite | Backend::Both) {
+        results.extend(e2e::run("sqlite", queue::open_sqlite, &spec).await?);
+    }
+    if matches!(args.backend, Backend::Postgres | Backend::Both) {
+        let url = args.postgres_url.clone();
+        results.extend(
+            e2e::run(
+                "postgres",
+                async |options| queue::open_postgres(&url, options).await,
+                &spec,
+            )
+            .await?,
+        );
+    }
+    for m in &results {
+        if args.json {
+            println!("{}", serde_json::to_string(m)?);
+        } else {
+            println!(
+                "{:<9} {:<30} {:>3} slots: {:>7} items in {:>7.2} s = {:>7.0} /s  (peak RSS {:.0} MiB)",
+                m.backend, m.shape, m.slots, m.items, m.seconds, m.per_second, m.peak_rss_mib
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +190,7 @@ pub struct QueueArgs {
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Queue(args) => queue(args).await,
+        BenchCommand::E2e(args) => e2e(args).await,
         BenchCommand::Deadline(args) => deadline(args).await,
     }
 }
@@ -130,12 +212,24 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     };
     let mut results = Vec::new();
     if matches!(args.backend, Backend::Sqlite | Backend::Both) {
-        results.extend(queue::run("sqlite", queue::open_sqlite, &spec).await?);
+        results.extend(
+            queue::run(
+                "sqlite",
+                async || queue::open_sqlite(StoreOptions::default()).await,
+                &spec,
+            )
+            .await?,
+        );
     }
     if matches!(args.backend, Backend::Postgres | Backend::Both) {
         let url = args.postgres_url.clone();
         results.extend(
-            queue::run("postgres", async || queue::open_postgres(&url).await, &spec).await?,
+            queue::run(
+                "postgres",
+                async || queue::open_postgres(&url, QUEUE_BENCH_POSTGRES).await,
+                &spec,
+            )
+            .await?,
         );
     }
     for m in &results {

@@ -2,11 +2,14 @@
 //! a runtime per test, work items and call requests, and outbound stand-ins.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod audit;
 pub mod host;
 pub mod outbound;
+pub mod pg_cluster;
 pub mod process;
 pub mod proxy;
 pub mod stores;
+pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

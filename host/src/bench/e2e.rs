@@ -68,7 +68,10 @@ pub async fn run(
         spec.plugin.display()
     );
     let shapes = [
-        (format!("{} items over {} units", spec.items, spec.keys), spec.keys),
+        (
+            format!("{} items over {} units", spec.items, spec.keys),
+            spec.keys,
+        ),
         ("one item per unit".to_string(), spec.items),
     ];
     let mut results = Vec::new();

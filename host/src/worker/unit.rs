@@ -4,7 +4,8 @@
 //! plugins), runs the plugin under the task type's deadline, commits the
 //! outcome fenced by the claim ([`super::commit`]) and goes round again until
 //! the unit has nothing ready, has used its fair share of time, or the host is
-//! shutting down; then it releases the claim. Its slot is freed when it ends,
+//! shutting down; then it releases the claim. While the host's writes fail it
+//! starts no new call, holding the claim until they land again. Its slot is freed when it ends,
 //! whatever happened, and the claim loop is woken to fill it.
 
 use std::sync::Arc;
@@ -74,6 +75,11 @@ async fn process(
     started: Instant,
 ) {
     loop {
+        if !shared.health.can_write() && !writes_resume(shared, cancel).await {
+            // The claim was lost while waiting; whoever holds the unit now
+            // (or the reaper) has it.
+            return;
+        }
         if shared.phase() != Phase::Running || started.elapsed() >= shared.config.fair_share {
             commit::release(shared, claim).await;
             return;
@@ -141,6 +147,23 @@ async fn process(
         }
     }
 }
+
+/// Waits while the host's writes fail: a call started now could not have its
+/// outcome written either, and would run again later. The claim stays held
+/// (the heartbeat keeps it). Returns false if the claim was lost meanwhile;
+/// true once writes land again or the host is shutting down.
+async fn writes_resume(shared: &Shared, cancel: &UnitCancel) -> bool {
+    while !shared.health.can_write() && shared.phase() == Phase::Running {
+        tokio::select! {
+            _ = tokio::time::sleep(WRITE_PROBE) => {}
+            _ = cancel.write.clone().cancelled() => return false,
+        }
+    }
+    true
+}
+
+/// How often a unit waiting for writes to land looks again.
+const WRITE_PROBE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The host's record of one call, stored beside its output.
 #[derive(serde::Serialize)]

@@ -30,18 +30,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
-/// Claims, fetches, heartbeats, releases, failures and reaps commit without
-/// waiting for the WAL flush. A database crash can lose only the last few of
-/// them, and the lease machinery absorbs each loss: a lost claim leaves its
-/// host holding a token the database never saw (tokens are random, so it is
-/// never handed out again), and every fenced write of it fails; a lost
-/// release is reaped, costing one spurious attempt; a lost failure loses its
-/// attempt count, so a poison item gets one more try. What a producer or a
-/// handler was promised (enqueues, completions, dead-letter retries) commits
-/// durably, and a durable commit flushes every commit before it, so a
-/// completion that landed implies its claim and batch did too. With a 4 ms
-/// `fdatasync` this is the difference between one flush per item batch and
-/// four.
+/// Heartbeats, releases, failures, reaps and pruning commit without waiting
+/// for the WAL flush (they go through [`PostgresStore::lease_traffic`]). A
+/// database crash can lose only the last few of them, and the lease machinery
+/// absorbs each loss: a lost heartbeat is renewed by the next; a lost release
+/// leaves a claim the heartbeat finds orphaned and releases again; a lost
+/// failure loses its attempt count, so a poison item gets one more try.
+/// Everything a finished call depends on commits durably: the claim and the
+/// batch it fetched (so a crash never takes a claim from under a running call,
+/// whose outcome could then not be written), the completion, and what
+/// producers were promised (enqueues, dead-letter retries).
 const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 
 /// Plan every statement for its actual parameters. sqlx prepares statements,
@@ -68,7 +66,11 @@ const NO_BITMAP_SCANS: (&str, &str) = ("enable_bitmapscan", "off");
 pub const NOTIFY_CHANNEL: &str = "sluice_items";
 
 pub struct PostgresStore {
+    /// Durable commits: claims, fetches, completions, enqueues, reads.
     pool: PgPool,
+    /// Asynchronous commits: heartbeats, releases, failures, reaps, pruning
+    /// (see [`ASYNC_COMMIT`]).
+    lease_traffic: PgPool,
     /// Runs migrations, without the lock timeout of the others.
     migrations: PgPool,
     options: StoreOptions,
@@ -82,7 +84,7 @@ impl PostgresStore {
         };
         let connect = PgConnectOptions::from_str(url)
             .map_err(connect_error)?
-            .options([ASYNC_COMMIT, CUSTOM_PLANS, NO_BITMAP_SCANS]);
+            .options([CUSTOM_PLANS, NO_BITMAP_SCANS]);
         // Migrations wait for other hosts' migrations and for DDL locks as
         // long as they must; every other session gives up on a lock.
         let migrations = PgPoolOptions::new()
@@ -100,25 +102,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(connect_error)?;
+        let lease_traffic = PgPoolOptions::new()
+            .max_connections((options.max_connections / 4).max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect.options([ASYNC_COMMIT]));
         Ok(Self {
             pool,
+            lease_traffic,
             migrations,
             options,
         })
-    }
-
-    /// A transaction whose commit waits for the WAL to reach disk. Sessions
-    /// commit asynchronously by default (see [`ASYNC_COMMIT`]); enqueues and
-    /// completions opt back in here.
-    async fn durable(&self) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = on")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
     }
 
     /// A listener for new work: each notification carries a task type.
@@ -321,7 +317,7 @@ impl Store for PostgresStore {
 
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
         validate::items(items, self.options.max_payload_bytes)?;
-        let mut tx = self.durable().await?;
+        let mut tx = self.pool.begin().await?;
         let out = insert_items(&mut tx, items).await?;
         tx.commit().await?;
         Ok(out)
@@ -403,7 +399,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lease_traffic)
             .await?;
         Ok(rows
             .into_iter()
@@ -425,7 +421,7 @@ impl Store for PostgresStore {
         call: Option<&str>,
     ) -> Result<()> {
         validate::items(follow_up, self.options.max_payload_bytes)?;
-        let mut tx = self.durable().await?;
+        let mut tx = self.pool.begin().await?;
         fenced(&mut tx, claim).await?;
         let done = sqlx::query(include_str!("complete_items.sql"))
             .bind(&claim.task_type)
@@ -457,7 +453,7 @@ impl Store for PostgresStore {
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> Result<FailResult> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.lease_traffic.begin().await?;
         fenced(&mut tx, claim).await?;
         let result = record_failure(&mut tx, claim, failure, policy).await?;
         tx.commit().await?;
@@ -473,7 +469,7 @@ impl Store for PostgresStore {
             .bind(0_i64)
             .bind(None::<i32>)
             .bind(None::<i64>)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.lease_traffic)
             .await?;
         released
             .map(|_| ())
@@ -490,7 +486,7 @@ impl Store for PostgresStore {
                 .bind(REAP_BATCH)
                 .bind(except_worker)
                 .bind(&task_types)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.lease_traffic)
                 .await?;
             if expired.is_empty() {
                 return Ok(reaped);
@@ -510,7 +506,7 @@ impl Store for PostgresStore {
                 };
                 // Each reap is its own short transaction; a heartbeat that
                 // renewed the lease first, or another reaper, wins.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.lease_traffic.begin().await?;
                 let still_expired = sqlx::query(include_str!("still_expired.sql"))
                     .bind(&claim.task_type)
                     .bind(&claim.work_unit_key)
@@ -580,7 +576,7 @@ impl Store for PostgresStore {
 
     async fn dead_retry(&self, filter: &DeadFilter) -> Result<u64> {
         let (id, task_type, key) = filter_binds(Some(filter));
-        let mut tx = self.durable().await?;
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query(include_str!("dead_retry.sql"))
             .bind(id)
             .bind(task_type)
@@ -607,7 +603,7 @@ impl Store for PostgresStore {
         let deleted: i64 = sqlx::query_scalar(include_str!("prune_idle.sql"))
             .bind(ms(idle))
             .bind(i64::from(limit))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.lease_traffic)
             .await?;
         Ok(deleted as u64)
     }
@@ -616,7 +612,7 @@ impl Store for PostgresStore {
         Ok(sqlx::query(include_str!("prune_done.sql"))
             .bind(ms(age))
             .bind(i64::from(limit))
-            .execute(&self.pool)
+            .execute(&self.lease_traffic)
             .await?
             .rows_affected())
     }

@@ -30,16 +30,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
-/// Heartbeats, releases, failures, reaps and pruning commit without waiting
-/// for the WAL flush (they go through [`PostgresStore::lease_traffic`]). A
-/// database crash can lose only the last few of them, and the lease machinery
-/// absorbs each loss: a lost heartbeat is renewed by the next; a lost release
-/// leaves a claim the heartbeat finds orphaned and releases again; a lost
-/// failure loses its attempt count, so a poison item gets one more try.
-/// Everything a finished call depends on commits durably: the claim and the
-/// batch it fetched (so a crash never takes a claim from under a running call,
-/// whose outcome could then not be written), the completion, and what
-/// producers were promised (enqueues, dead-letter retries).
+/// Claims, heartbeats, releases, failures, reaps and pruning commit without
+/// waiting for the WAL flush (they go through [`PostgresStore::lease_traffic`]).
+/// A database crash can lose only the last few of them, and the lease
+/// machinery absorbs each loss: a lost claim leaves its host a token the
+/// database never saw, so every write under it is refused; a lost heartbeat is
+/// renewed by the next; a lost release leaves a claim the heartbeat finds
+/// orphaned and releases again; a lost failure loses its attempt count, so a
+/// poison item gets one more try. Everything a call depends on commits
+/// durably before the call starts: fetching its batch waits for the WAL
+/// flush, which also flushes the claim before it, so a crash never takes a
+/// claim from under a running call (whose outcome could then not be
+/// written). Completions and what producers were promised (enqueues,
+/// dead-letter retries) are durable too.
 const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 
 /// Plan every statement for its actual parameters. sqlx prepares statements,
@@ -66,10 +69,10 @@ const NO_BITMAP_SCANS: (&str, &str) = ("enable_bitmapscan", "off");
 pub const NOTIFY_CHANNEL: &str = "sluice_items";
 
 pub struct PostgresStore {
-    /// Durable commits: claims, fetches, completions, enqueues, reads.
+    /// Durable commits: fetches, completions, enqueues, reads.
     pool: PgPool,
-    /// Asynchronous commits: heartbeats, releases, failures, reaps, pruning
-    /// (see [`ASYNC_COMMIT`]).
+    /// Asynchronous commits: claims, heartbeats, releases, failures, reaps,
+    /// pruning (see [`ASYNC_COMMIT`]).
     lease_traffic: PgPool,
     /// Runs migrations, without the lock timeout of the others.
     migrations: PgPool,
@@ -352,7 +355,7 @@ impl Store for PostgresStore {
             .bind(max_wait)
             .bind(i64::from(max_units))
             .bind(super::token_base())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lease_traffic)
             .await?;
         Ok(rows
             .into_iter()

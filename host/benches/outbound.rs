@@ -66,7 +66,7 @@ fn schema(salt: u64) -> String {
                     "properties": {
                         "text": {"type": "string"},
                         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                        "id": {"type": "string", "pattern": "^[a-z0-9-]*$"}
+                        "id": {"type": "string", "pattern": "^[^\\n]*$"}
                     },
                     "required": ["text", "confidence"]
                 }

@@ -3,8 +3,9 @@
 //! Plugins are free to `println!`; each complete line becomes a `tracing` event
 //! in the current unit's span (stdout at `info`, stderr at `warn`). Lines spend
 //! from the call's log budget ([`super::log_budget`]) so a chatty or hostile
-//! guest cannot flood the logs, and the tail of stderr is kept so a trap (a Rust panic aborts with `unreachable`) can
-//! be reported together with the panic message that preceded it.
+//! guest cannot flood the logs, and the tail of stderr is kept so a trap (a
+//! Rust panic aborts with `unreachable`) can be reported together with the
+//! panic message that preceded it.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

@@ -46,7 +46,8 @@ pub struct Limits {
     #[serde(with = "humantime_serde")]
     pub schema_timeout: Duration,
     /// Compiled schemas kept per plugin, so a plugin that sends the same
-    /// schema on every call compiles it once.
+    /// schema on every call compiles it once. Together they hold at most
+    /// `schema_max_patterns` compiled patterns (the newest schema is kept).
     pub schema_cache_entries: usize,
 }
 

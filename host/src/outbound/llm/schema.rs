@@ -52,17 +52,22 @@ impl Default for SchemaLimits {
     }
 }
 
-/// A compiled JSON schema and its source.
+/// A compiled JSON schema, its source and how many patterns it compiled.
 pub(super) struct Schema {
     pub(super) value: Value,
     validator: jsonschema::Validator,
+    patterns: usize,
 }
 
-/// Compiled schemas by plugin, then by schema text, oldest first.
+/// Compiled schemas by plugin, then by schema text, oldest first. Compiled
+/// patterns are what costs memory, so a plugin's cache holds at most one
+/// schema's worth of them (`max_patterns`) besides at most `cache_entries`
+/// schemas.
 #[derive(Default)]
 struct PluginSchemas {
     by_text: HashMap<Arc<str>, Arc<Schema>>,
     order: VecDeque<Arc<str>>,
+    patterns: usize,
 }
 
 /// Every plugin's compiled schemas, within the limits.
@@ -84,10 +89,12 @@ impl Schemas {
         if let Some(schema) = self.cached(&call.plugin, text) {
             return Ok(schema);
         }
-        let value = self.admit(text)?;
+        let (value, patterns) = self.admit(text)?;
         let regex_bytes = self.limits.regex_bytes;
         let compiled = self
-            .off_thread(call, "compile", move || compile(value, regex_bytes))
+            .off_thread(call, "compile", move || {
+                compile(value, patterns, regex_bytes)
+            })
             .await??;
         let schema = Arc::new(compiled);
         self.remember(&call.plugin, text, schema.clone());
@@ -116,18 +123,27 @@ impl Schemas {
         let mut plugins = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
         let cache = plugins.entry(plugin.to_owned()).or_default();
         let key: Arc<str> = Arc::from(text);
-        if cache.by_text.insert(key.clone(), schema).is_none() {
-            cache.order.push_back(key);
+        let patterns = schema.patterns;
+        if cache.by_text.insert(key.clone(), schema).is_some() {
+            return; // Another call compiled it meanwhile.
         }
-        while cache.order.len() > self.limits.cache_entries {
-            if let Some(oldest) = cache.order.pop_front() {
-                cache.by_text.remove(&oldest);
+        cache.order.push_back(key);
+        cache.patterns += patterns;
+        // Evict the oldest, but keep the newest however many patterns it has.
+        while cache.order.len() > 1
+            && (cache.order.len() > self.limits.cache_entries
+                || cache.patterns > self.limits.max_patterns)
+        {
+            let oldest = cache.order.pop_front().expect("more than one entry");
+            if let Some(evicted) = cache.by_text.remove(&oldest) {
+                cache.patterns -= evicted.patterns;
             }
         }
     }
 
-    /// Parses `text` and refuses it when it is over a size or pattern limit.
-    fn admit(&self, text: &str) -> Result<Value, Error> {
+    /// Parses `text` and refuses it when it is over a size or pattern limit;
+    /// returns it with its number of patterns.
+    fn admit(&self, text: &str) -> Result<(Value, usize), Error> {
         let limits = &self.limits;
         if text.len() > limits.max_bytes {
             return Err(refused(format!(
@@ -151,7 +167,7 @@ impl Schemas {
                 limits.max_pattern_bytes
             )));
         }
-        Ok(value)
+        Ok((value, count))
     }
 
     /// Runs `work` on a schema thread; the call stops waiting at the schema
@@ -207,13 +223,14 @@ fn refused(why: String) -> Error {
     Error::InvalidRequest(format!("json-schema refused: {why}"))
 }
 
-/// Compiles a schema whose patterns each compile to at most `regex_bytes`.
-fn compile(value: Value, regex_bytes: usize) -> Result<Schema, Error> {
-    let patterns = jsonschema::PatternOptions::fancy_regex()
+/// Compiles a schema (with `patterns` patterns) whose patterns each compile
+/// to at most `regex_bytes`.
+fn compile(value: Value, patterns: usize, regex_bytes: usize) -> Result<Schema, Error> {
+    let engine = jsonschema::PatternOptions::fancy_regex()
         .size_limit(regex_bytes)
         .dfa_size_limit(regex_bytes);
     let validator = jsonschema::options()
-        .with_pattern_options(patterns)
+        .with_pattern_options(engine)
         .build(&value)
         .map_err(|err| {
             Error::InvalidRequest(format!(
@@ -221,7 +238,11 @@ fn compile(value: Value, regex_bytes: usize) -> Result<Schema, Error> {
                  that compiles within {regex_bytes} bytes ([limits] schema_regex_bytes): {err}"
             ))
         })?;
-    Ok(Schema { value, validator })
+    Ok(Schema {
+        value,
+        validator,
+        patterns,
+    })
 }
 
 /// How many `pattern`s and `patternProperties` keys `schema` holds, and their
@@ -257,6 +278,38 @@ fn patterns(schema: &Value) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn schemas(cache_entries: usize, max_patterns: usize) -> Schemas {
+        Schemas::new(SchemaLimits {
+            cache_entries,
+            max_patterns,
+            ..SchemaLimits::default()
+        })
+    }
+
+    fn compiled(text: &str) -> Arc<Schema> {
+        let (value, patterns) = schemas(1, 64).admit(text).unwrap();
+        Arc::new(compile(value, patterns, 1 << 20).unwrap())
+    }
+
+    #[test]
+    fn the_cache_keeps_few_schemas_and_one_schemas_worth_of_patterns() {
+        let cache = schemas(2, 2);
+        let plain = |n: u32| format!(r#"{{"maximum": {n}}}"#);
+        for n in 0..3 {
+            cache.remember("p", &plain(n), compiled(&plain(n)));
+        }
+        assert!(cache.cached("p", &plain(0)).is_none(), "over cache_entries");
+        assert!(cache.cached("p", &plain(2)).is_some());
+        assert!(cache.cached("q", &plain(2)).is_none(), "per plugin");
+
+        let two = r#"{"anyOf": [{"pattern": "a"}, {"pattern": "b"}]}"#;
+        cache.remember("p", two, compiled(two));
+        let three = r#"{"anyOf": [{"pattern": "a"}, {"pattern": "b"}, {"pattern": "c"}]}"#;
+        cache.remember("p", three, compiled(three));
+        assert!(cache.cached("p", two).is_none(), "over max_patterns");
+        assert!(cache.cached("p", three).is_some(), "the newest is kept");
+    }
 
     #[test]
     fn patterns_are_counted_wherever_they_are() {

@@ -2,7 +2,10 @@
 //! `Network` to the in-process mock LLM server (request body, HTTP over
 //! loopback, reply parsing, accounting), streamed and not, and an allowed
 //! `http.send`. The mock answers at once, so the figure is the host's own
-//! overhead plus a loopback round trip; recorded in BENCHMARKS.md.
+//! overhead plus a loopback round trip; recorded in BENCHMARKS.md. The
+//! `llm_schema_*` pair prices the schema cache: the same structured-output
+//! call with the schema already compiled (hit) and with a new schema text on
+//! every call (miss: parse, limit checks, compile on a schema thread).
 //!
 //! Run with `SLUICE_LOG=off cargo bench --bench outbound`.
 
@@ -48,6 +51,69 @@ fn llm_call(c: &mut Criterion) {
     }
 }
 
+/// A structured-output schema of the usual size, with one pattern; `salt`
+/// makes its text distinct.
+fn schema(salt: u64) -> String {
+    serde_json::json!({
+        "$comment": format!("variant {salt}"),
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string"},
+            "observations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string"},
+                        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                        "id": {"type": "string", "pattern": "^[^\\n]*$"}
+                    },
+                    "required": ["text", "confidence"]
+                }
+            }
+        },
+        "required": ["summary", "observations"]
+    })
+    .to_string()
+}
+
+fn llm_schema_call(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = tokio.block_on(MockLlm::start(Options::default())).unwrap();
+    let net = network(
+        &llm_config(&mock.base_url(), ProviderKind::OpenAi, false),
+        &llm_task("t", "m"),
+    );
+    let structured = |text: String| {
+        let mut request = ask("Alice met Bob. They talked about the weather.");
+        request.json_schema = Some(text);
+        request
+    };
+    c.bench_function("outbound/llm_schema_hit", |b| {
+        let text = schema(0);
+        b.iter(|| {
+            let ctx = call("t", Duration::from_secs(30));
+            tokio
+                .block_on(net.llm(&ctx, structured(text.clone())))
+                .unwrap()
+        })
+    });
+    let mut salt = 0;
+    c.bench_function("outbound/llm_schema_miss", |b| {
+        b.iter(|| {
+            salt += 1;
+            let ctx = call("t", Duration::from_secs(30));
+            tokio
+                .block_on(net.llm(&ctx, structured(schema(salt))))
+                .unwrap()
+        })
+    });
+}
+
 fn http_call(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,5 +145,5 @@ fn http_call(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, llm_call, http_call);
+criterion_group!(benches, llm_call, llm_schema_call, http_call);
 criterion_main!(benches);

@@ -191,3 +191,14 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
     assert_ne!(rewritten, b"garbage", "the corrupt entry was replaced");
     assert!(rewritten.len() > 1024);
 }
+
+#[tokio::test]
+async fn a_describe_that_spins_is_refused_like_one_that_sleeps() {
+    let bytes = std::fs::read(support::guest_wasm("sluice_test_spin_describe")).unwrap();
+    let err = single_error("spin.wasm", bytes).await;
+    let message = err.to_string();
+    assert!(
+        message.ends_with("describe() failed: did not return within 10s"),
+        "{message}"
+    );
+}

@@ -6,7 +6,9 @@
 //! call spent on outbound requests. Outbound `llm` and `http` calls are granted
 //! as in the host, by the configuration's `[llm]` and `[tasks.<type>.llm]` /
 //! `[tasks.<type>.http]` sections; without a configuration they are denied.
-//! `config` values come from `[tasks.<type>.config]`, then `--set`.
+//! `config` values come from `[tasks.<type>.config]`, then `--set`. Outputs,
+//! follow-up items and logs are held to the same `[limits]` and `may_enqueue`
+//! policy as in the host, so a call `exec` accepts is one `run` can commit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,7 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     config.extend(task_config(&args.values)?);
     let network = settings.network()?;
+    crate::runtime::log_budget::set_host_rate(settings.limits.log_bytes_per_second);
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|t| !t.is_zero())
@@ -132,10 +135,11 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let outcome = plugin
         .call(CallRequest {
             items,
+            // As `sluice run` would call it, but for the deadline and memory given here.
             limits: CallLimits {
                 memory_bytes,
                 timeout,
-                ..CallLimits::default()
+                ..settings.call_limits(&args.task)
             },
             task_config: Arc::new(config),
             outbound: Arc::new(network),

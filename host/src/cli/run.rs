@@ -30,6 +30,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     config.check_plugins_dir()?;
     let listen = config.listen_addr()?;
     let network = config.network()?;
+    crate::runtime::log_budget::set_host_rate(config.limits.log_bytes_per_second);
     if api::metrics::install() {
         crate::outbound::describe_metrics();
     }

@@ -11,6 +11,7 @@
 //! missing plugins folder each stop the host with an error naming the key.
 //! Durations are written like `500ms`, `30s` or `10m`.
 
+mod limits;
 mod task;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::outbound::{LlmConfig, Network, TaskOutbound};
+use crate::runtime::EnqueuePolicy;
+use crate::runtime::limits::CallLimits;
 
+pub use limits::Limits;
 pub use task::{TaskSection, TaskSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -86,6 +90,8 @@ pub struct Config {
     /// LLM providers, timeouts and retries (`[llm]`); tasks pick a provider in
     /// `[tasks.<type>.llm]`.
     pub llm: LlmConfig,
+    /// Bounds on the work a guest can make the host do (`[limits]`).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -111,6 +117,7 @@ impl Default for Config {
             defaults: TaskSettings::default(),
             tasks: BTreeMap::new(),
             llm: LlmConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -158,6 +165,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "defaults",
     "tasks",
     "llm",
+    "limits",
 ];
 
 impl Config {
@@ -277,6 +285,7 @@ impl Config {
             ));
         }
         self.listen_addr()?;
+        self.limits.validate()?;
         self.defaults.validate("defaults")?;
         for (task_type, section) in &self.tasks {
             let key = format!("tasks.{task_type}");
@@ -284,6 +293,7 @@ impl Config {
                 return Err(ConfigError::invalid(key, "a task type cannot be empty"));
             }
             section.resolve(&self.defaults).validate(&key)?;
+            section.validate_may_enqueue(&key)?;
         }
         Ok(())
     }
@@ -327,6 +337,26 @@ impl Config {
         }
     }
 
+    /// What one call of `task_type` may use: its own deadline and memory,
+    /// `[limits]`, and the task types `may_enqueue` lets it feed.
+    pub fn call_limits(&self, task_type: &str) -> CallLimits {
+        let settings = self.task(task_type);
+        let may_enqueue = self
+            .tasks
+            .get(task_type)
+            .and_then(|section| section.may_enqueue.as_deref());
+        CallLimits {
+            memory_bytes: settings.memory_mib << 20,
+            timeout: settings.timeout,
+            max_output_bytes: self.limits.max_output_bytes,
+            max_output_depth: self.limits.max_output_depth,
+            max_enqueue_items: self.limits.max_enqueue_items,
+            may_enqueue: EnqueuePolicy::from_list(may_enqueue),
+            log_bytes_per_call: self.limits.log_bytes_per_call,
+            ..CallLimits::default()
+        }
+    }
+
     /// Every task type's outbound grants, for [`Network::new`].
     pub fn outbound_tasks(&self) -> BTreeMap<String, TaskOutbound> {
         self.tasks
@@ -344,10 +374,12 @@ impl Config {
     /// The `llm` and `http` imports as configured: providers built, API keys
     /// read from their environment variables, allowlists parsed.
     pub fn network(&self) -> Result<Network, ConfigError> {
-        Network::new(&self.llm, &self.outbound_tasks()).map_err(|err| ConfigError::Invalid {
-            key: err.key,
-            message: err.message,
-        })
+        Network::new(&self.llm, &self.outbound_tasks())
+            .map(|network| network.with_schema_limits(self.limits.schema()))
+            .map_err(|err| ConfigError::Invalid {
+                key: err.key,
+                message: err.message,
+            })
     }
 
     /// The largest memory limit of any task type, in bytes: what each slot of

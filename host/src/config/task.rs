@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::outbound::{TaskHttpConfig, TaskLlmConfig};
-use crate::runtime::limits::CallLimits;
 use crate::store::{BatchLimits, Gate, RetryPolicy};
 
 /// The longest call timeout, backoff or gate wait accepted: a week.
@@ -135,14 +134,6 @@ impl TaskSettings {
             max_tokens: self.batch_max_tokens,
         }
     }
-
-    pub fn call_limits(&self) -> CallLimits {
-        CallLimits {
-            memory_bytes: self.memory_mib << 20,
-            timeout: self.timeout,
-            ..CallLimits::default()
-        }
-    }
 }
 
 /// A `[tasks.<type>]` section: overrides of [`TaskSettings`] (unset keys take
@@ -175,6 +166,10 @@ pub struct TaskSection {
     pub llm: TaskLlmConfig,
     /// The hosts the plugin may reach with `http`.
     pub http: TaskHttpConfig,
+    /// The task types this one may enqueue follow-up items for (`["*"]`: any).
+    /// Unset: the task types of its own plugin. See docs/authoring.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub may_enqueue: Option<Vec<String>>,
 }
 
 impl TaskSection {
@@ -191,6 +186,20 @@ impl TaskSection {
             gate_max_wait: self.gate_max_wait.or(defaults.gate_max_wait),
             memory_mib: self.memory_mib.unwrap_or(defaults.memory_mib),
         }
+    }
+}
+
+impl TaskSection {
+    pub(super) fn validate_may_enqueue(&self, section: &str) -> Result<(), ConfigError> {
+        for (index, task_type) in self.may_enqueue.iter().flatten().enumerate() {
+            if task_type.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{section}.may_enqueue[{index}]"),
+                    "is empty: name a task type, or \"*\" for any",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

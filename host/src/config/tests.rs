@@ -152,3 +152,43 @@ fn secrets_are_redacted_for_printing() {
     );
     assert!(shown.contains("https://hooks.example.com/x"), "{shown}");
 }
+
+#[test]
+fn limits_and_the_follow_up_policy_reach_each_call() {
+    use crate::runtime::EnqueuePolicy;
+
+    let config = load(
+        r#"
+        [limits]
+        max_output_depth = 64
+        log_bytes_per_call = 4096
+        schema_max_patterns = 8
+        [tasks.summary]
+        may_enqueue = ["webhook"]
+        "#,
+        &[("SLUICE_LIMITS__MAX_ENQUEUE_ITEMS", "5")],
+    )
+    .unwrap();
+    let summary = config.call_limits("summary");
+    assert_eq!(summary.max_output_depth, 64);
+    assert_eq!(summary.log_bytes_per_call, 4096);
+    assert_eq!(summary.max_enqueue_items, 5);
+    assert!(
+        matches!(summary.may_enqueue, EnqueuePolicy::Only(ref list) if list.contains("webhook"))
+    );
+    assert_eq!(
+        config.call_limits("other").may_enqueue,
+        EnqueuePolicy::OwnPlugin
+    );
+    assert_eq!(config.limits.schema().max_patterns, 8);
+
+    let err = message(load("[limits]\nmax_output_depth = 500", &[]));
+    assert!(
+        err.contains("limits.max_output_depth") && err.contains("at most 100"),
+        "{err}"
+    );
+    let err = message(load("[limits]\nschema_timeout = \"0s\"", &[]));
+    assert!(err.contains("limits.schema_timeout"), "{err}");
+    let err = message(load("[tasks.summary]\nmay_enqueue = [\"\"]", &[]));
+    assert!(err.contains("tasks.summary.may_enqueue[0]"), "{err}");
+}

@@ -2,15 +2,14 @@
 //!
 //! Guest lines land in the current span (the unit being processed) under the
 //! `sluice::guest` target, so operators can filter them apart from host logs.
-//! Lines are capped in length and in number per call.
+//! Lines are capped in length, and spend from the call's log budget
+//! ([`crate::runtime::log_budget`]).
 
 use crate::runtime::bindings::log::{Host, Level};
 use crate::runtime::sandbox::HostState;
 
 /// Longest accepted line, in bytes; longer ones are cut.
 const MAX_MESSAGE_BYTES: usize = 8 << 10;
-/// Lines accepted per call through the `log` import; the rest are dropped.
-const MAX_LINES_PER_CALL: u32 = 10_000;
 
 /// A guest log level, shared by the `log` import and captured stdout/stderr.
 #[derive(Debug, Clone, Copy)]
@@ -60,16 +59,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        self.log_lines = self.log_lines.saturating_add(1);
-        if self.log_lines == MAX_LINES_PER_CALL + 1 {
-            emit(
-                GuestLevel::Warn,
-                "log",
-                "guest exceeded the per-call log line cap; dropping the rest",
-            );
-        }
-        if self.log_lines <= MAX_LINES_PER_CALL {
-            emit(level.into(), "log", &message);
-        }
+        self.log_budget
+            .emit(level.into(), "log", truncate(&message, MAX_MESSAGE_BYTES));
     }
 }

@@ -26,6 +26,7 @@ pub use config::{
     LlmConfig, LlmTimeouts, OutboundConfigError, ProviderConfig, ProviderKind, RetryConfig,
     TaskHttpConfig, TaskLlmConfig, TaskOutbound, TimeoutOverrides,
 };
+pub use llm::SchemaLimits;
 pub use usage::{Usage, UsageMeter, describe_metrics};
 
 use crate::imports::{CallContext, Outbound};
@@ -39,10 +40,18 @@ struct Grants {
 }
 
 /// The configured outbound implementation: one HTTP client per provider and
-/// per task type's HTTP grant, shared by every call.
-#[derive(Debug)]
+/// per task type's HTTP grant, and the compiled JSON schemas, shared by every call.
 pub struct Network {
     tasks: HashMap<String, Grants>,
+    schemas: llm::Schemas,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("tasks", &self.tasks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Network {
@@ -91,7 +100,19 @@ impl Network {
                 },
             );
         }
-        Ok(Self { tasks: grants })
+        Ok(Self {
+            tasks: grants,
+            schemas: llm::Schemas::new(SchemaLimits::default()),
+        })
+    }
+
+    /// This network with `limits` on the `llm` import's JSON schemas
+    /// (`[limits] schema_*`) instead of the defaults.
+    pub fn with_schema_limits(self, limits: SchemaLimits) -> Self {
+        Self {
+            schemas: llm::Schemas::new(limits),
+            ..self
+        }
     }
 }
 
@@ -103,7 +124,7 @@ impl Outbound for Network {
         request: wit_llm::Request,
     ) -> Result<wit_llm::Response, wit_llm::Error> {
         match self.tasks.get(&call.task_type).and_then(|g| g.llm.as_ref()) {
-            Some(llm) => llm.complete(call, request).await,
+            Some(llm) => llm.complete(call, request, &self.schemas).await,
             None => Err(wit_llm::Error::Denied(format!(
                 "no LLM provider is configured for task type `{}`",
                 call.task_type

@@ -130,6 +130,7 @@ impl Plugin {
             });
         }
         let limits = request.limits;
+        let caller_task_type = task_type.clone();
         let (ran, store) = run(
             &self.pre,
             StoreSpec {
@@ -151,7 +152,13 @@ impl Plugin {
         state.stdout.finish();
         state.stderr.finish();
         Ok(match ran {
-            Ran::Returned(Returned::Process(Ok(out))) => outcome::validate(out, &limits),
+            Ran::Returned(Returned::Process(Ok(out))) => {
+                let caller = outcome::Caller {
+                    task_type: &caller_task_type,
+                    plugin_task_types: &self.task_types,
+                };
+                outcome::validate(out, &limits, &caller)
+            }
             Ran::Returned(Returned::Process(Err(err))) => outcome::from_task_error(err),
             Ran::Returned(Returned::Describe(_)) => unreachable!("process returns an outcome"),
             Ran::Trapped(err) => outcome::from_trap(&err, state, limits.timeout),
@@ -197,14 +204,26 @@ pub(crate) async fn describe(
     match ran {
         Ran::Returned(Returned::Describe(info)) => Ok(info),
         Ran::Returned(Returned::Process(_)) => unreachable!("describe returns plugin-info"),
-        Ran::TimedOut => Err(format!("did not return within {timeout:?}")),
+        Ran::TimedOut => Err(did_not_return(timeout)),
         Ran::Cancelled(reason) => Err(format!("was interrupted: {reason}")),
         Ran::InstantiateFailed(err) => Err(format!("cannot be instantiated: {err:#}")),
         Ran::Trapped(err) => Err(match outcome::from_trap(&err, store.data(), timeout) {
             CallOutcome::Trap { cause, message } => format!("trapped ({cause:?}): {message}"),
-            other => format!("{other:?}"),
+            // A guest that spins is stopped by the epoch interrupt, one that
+            // sleeps by the timeout: the same failure, reported the same way.
+            CallOutcome::Timeout { .. } => did_not_return(timeout),
+            CallOutcome::InvalidOutput { reason } => reason,
+            other => format!("failed: {}", other.kind()),
         }),
     }
+}
+
+/// Why a `describe` that ran into its deadline failed, as the operator reads it.
+fn did_not_return(timeout: Duration) -> String {
+    format!(
+        "did not return within {}",
+        humantime::format_duration(timeout)
+    )
 }
 
 /// Instantiates into a new store and runs `export`, all under the deadline.

@@ -1,10 +1,11 @@
 //! A guest's stdout and stderr, turned into log lines.
 //!
 //! Plugins are free to `println!`; each complete line becomes a `tracing` event
-//! in the current unit's span (stdout at `info`, stderr at `warn`). Output is
-//! capped per call so a chatty or hostile guest cannot flood the logs, and the
-//! tail of stderr is kept so a trap (a Rust panic aborts with `unreachable`) can
-//! be reported together with the panic message that preceded it.
+//! in the current unit's span (stdout at `info`, stderr at `warn`). Lines spend
+//! from the call's log budget ([`super::log_budget`]) so a chatty or hostile
+//! guest cannot flood the logs, and the tail of stderr is kept so a trap (a
+//! Rust panic aborts with `unreachable`) can be reported together with the
+//! panic message that preceded it.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -14,10 +15,9 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::imports::log::{GuestLevel, emit};
+use super::log_budget::LogBudget;
+use crate::imports::log::GuestLevel;
 
-/// Bytes of output logged per stream and call; the rest is dropped with a warning.
-const MAX_LOGGED_BYTES: usize = 1 << 20;
 /// Longest single log line; longer lines are split.
 const MAX_LINE_BYTES: usize = 8 << 10;
 /// How much of stderr's end is kept for trap reports.
@@ -28,30 +28,30 @@ const TAIL_BYTES: usize = 2 << 10;
 pub(crate) struct GuestOutput {
     level: GuestLevel,
     source: &'static str,
+    budget: LogBudget,
     state: Arc<Mutex<LineBuffer>>,
 }
 
 #[derive(Default)]
 struct LineBuffer {
     partial: Vec<u8>,
-    logged: usize,
-    dropped: bool,
     tail: Vec<u8>,
 }
 
 impl GuestOutput {
-    pub(crate) fn stdout() -> Self {
-        Self::new(GuestLevel::Info, "stdout")
+    pub(crate) fn stdout(budget: LogBudget) -> Self {
+        Self::new(GuestLevel::Info, "stdout", budget)
     }
 
-    pub(crate) fn stderr() -> Self {
-        Self::new(GuestLevel::Warn, "stderr")
+    pub(crate) fn stderr(budget: LogBudget) -> Self {
+        Self::new(GuestLevel::Warn, "stderr", budget)
     }
 
-    fn new(level: GuestLevel, source: &'static str) -> Self {
+    fn new(level: GuestLevel, source: &'static str, budget: LogBudget) -> Self {
         Self {
             level,
             source,
+            budget,
             state: Arc::default(),
         }
     }
@@ -78,26 +78,9 @@ impl GuestOutput {
         let line = std::mem::take(&mut state.partial);
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
-        if text.is_empty() {
-            return;
+        if !text.is_empty() {
+            self.budget.emit(self.level, self.source, text);
         }
-        if state.logged >= MAX_LOGGED_BYTES {
-            if !state.dropped {
-                state.dropped = true;
-                emit(
-                    GuestLevel::Warn,
-                    self.source,
-                    "guest output exceeded the per-call log cap; dropping the rest",
-                );
-            }
-            return;
-        }
-        state.logged += line.len();
-        emit(
-            self.level,
-            self.source,
-            String::from_utf8_lossy(&line).trim_end(),
-        );
     }
 
     /// The last couple of KiB written, for trap reports; empty if nothing was.

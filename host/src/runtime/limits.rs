@@ -1,4 +1,5 @@
-//! What one call may use: memory, tables, instances, time and output size.
+//! What one call may use: memory, tables, instances, time, output size and
+//! depth, follow-up items and log lines.
 //!
 //! [`CallLimits`] is what an operator configures per task type. [`Limiter`] is
 //! the per-store enforcement; it also remembers that it refused a memory growth,
@@ -9,6 +10,8 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use super::follow_up::EnqueuePolicy;
+
 /// Default linear-memory cap for one call: 256 MiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
 /// Default cap on a call's output (the output JSON plus enqueued payloads): 16 MiB.
@@ -16,6 +19,12 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 << 20;
 /// What the host accounts per enqueued item on top of its strings, so a flood
 /// of tiny items cannot slip under the byte cap.
 pub const ENQUEUE_ITEM_OVERHEAD_BYTES: usize = 64;
+/// Default nesting depth of an output or payload: well under serde_json's
+/// limit of 128, so host tools that parse an output, or wrap it in a report
+/// (`sluice exec`, `sluice outputs`), can read every stored one.
+pub const DEFAULT_MAX_OUTPUT_DEPTH: usize = 64;
+/// Default number of follow-up items one outcome may enqueue.
+pub const DEFAULT_MAX_ENQUEUE_ITEMS: usize = 10_000;
 /// Default deadline for one unit's call: 600 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -28,8 +37,14 @@ pub struct CallLimits {
     pub timeout: Duration,
     /// Largest accepted output (output JSON plus enqueued items), in bytes.
     pub max_output_bytes: usize,
+    /// Deepest nesting of arrays and objects in the output and in payloads.
+    pub max_output_depth: usize,
     /// Most follow-up items one outcome may enqueue.
     pub max_enqueue_items: usize,
+    /// The task types the outcome may enqueue items for.
+    pub may_enqueue: EnqueuePolicy,
+    /// Bytes of guest log lines (plus a per-line overhead) the call may write.
+    pub log_bytes_per_call: usize,
     /// Elements per table.
     pub table_elements: usize,
     /// Core instances, tables and memories per store.
@@ -42,7 +57,10 @@ impl Default for CallLimits {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             timeout: DEFAULT_TIMEOUT,
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
-            max_enqueue_items: 10_000,
+            max_output_depth: DEFAULT_MAX_OUTPUT_DEPTH,
+            max_enqueue_items: DEFAULT_MAX_ENQUEUE_ITEMS,
+            may_enqueue: EnqueuePolicy::default(),
+            log_bytes_per_call: super::log_budget::DEFAULT_BYTES_PER_CALL,
             table_elements: 100_000,
             instances: 32,
         }

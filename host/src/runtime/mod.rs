@@ -11,13 +11,18 @@ mod cache;
 pub mod call;
 pub mod contract;
 pub mod engine;
+pub mod follow_up;
 mod guest_output;
+mod json_depth;
 pub mod limits;
+pub mod log_budget;
 pub mod outcome;
 pub mod registry;
 pub(crate) mod sandbox;
 
 pub use call::{CallError, CallRequest, Cancellation, Canceller, cancellation};
 pub use engine::{Allocation, Runtime, RuntimeConfig};
+pub use follow_up::EnqueuePolicy;
+pub use json_depth::MAX_DEPTH_ACCEPTED;
 pub use outcome::{CallOutcome, Output, TrapCause};
 pub use registry::{LoadReport, Plugin, PluginError, PluginMode, Registry};

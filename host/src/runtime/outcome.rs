@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::bindings::types;
+use super::json_depth::deeper_than;
 use super::limits::{CallLimits, ENQUEUE_ITEM_OVERHEAD_BYTES};
 use super::sandbox::HostState;
 use crate::imports::log::truncate;
@@ -158,9 +159,21 @@ pub(crate) fn timed_out(timeout: Duration) -> CallOutcome {
     }
 }
 
-/// Checks a returned outcome: JSON where JSON is required, non-empty keys, at
-/// most `max_enqueue_items` follow-ups, and the total size within the cap.
-pub(crate) fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutcome {
+/// Who returned an outcome: the task type called and its plugin's task types,
+/// for the follow-up policy.
+pub(crate) struct Caller<'a> {
+    pub(crate) task_type: &'a str,
+    pub(crate) plugin_task_types: &'a [String],
+}
+
+/// Checks a returned outcome: JSON where JSON is required, no deeper than
+/// `max_output_depth`, non-empty keys, at most `max_enqueue_items` follow-ups,
+/// each for a task type the policy allows, and the total size within the cap.
+pub(crate) fn validate(
+    outcome: types::Outcome,
+    limits: &CallLimits,
+    caller: &Caller<'_>,
+) -> CallOutcome {
     let max_bytes = limits.max_output_bytes;
     if outcome.enqueue.len() > limits.max_enqueue_items {
         return invalid(format!(
@@ -189,12 +202,24 @@ pub(crate) fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutc
         Ok(output) => output,
         Err(err) => return invalid(format!("`output` is not valid JSON: {err}")),
     };
+    if let Some(output) = &output
+        && deeper_than(output.get(), limits.max_output_depth)
+    {
+        return too_deep("`output`", limits.max_output_depth);
+    }
     let mut enqueue = Vec::with_capacity(outcome.enqueue.len());
     for (index, item) in outcome.enqueue.into_iter().enumerate() {
         if item.task_type.trim().is_empty() || item.work_unit_key.trim().is_empty() {
             return invalid(format!(
                 "`enqueue[{index}]` has an empty task-type or work-unit-key"
             ));
+        }
+        if let Some(refusal) =
+            limits
+                .may_enqueue
+                .refusal(caller.task_type, caller.plugin_task_types, &item.task_type)
+        {
+            return invalid(format!("`enqueue[{index}]` is refused: {refusal}"));
         }
         let payload = match RawValue::from_string(item.payload) {
             Ok(payload) => payload,
@@ -204,6 +229,12 @@ pub(crate) fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutc
                 ));
             }
         };
+        if deeper_than(payload.get(), limits.max_output_depth) {
+            return too_deep(
+                &format!("`enqueue[{index}].payload`"),
+                limits.max_output_depth,
+            );
+        }
         enqueue.push(NewItem {
             task_type: item.task_type,
             work_unit_key: item.work_unit_key,
@@ -211,6 +242,14 @@ pub(crate) fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutc
         });
     }
     CallOutcome::Ok(Output { output, enqueue })
+}
+
+fn too_deep(what: &str, max: usize) -> CallOutcome {
+    invalid(format!(
+        "{what} nests arrays and objects more than {max} levels deep, over the limit \
+         ([limits] max_output_depth); flatten it, or raise the limit (at most {})",
+        super::json_depth::MAX_DEPTH_ACCEPTED
+    ))
 }
 
 fn invalid(reason: String) -> CallOutcome {
@@ -238,8 +277,18 @@ mod tests {
     fn cap(bytes: usize) -> CallLimits {
         CallLimits {
             max_output_bytes: bytes,
+            may_enqueue: crate::runtime::EnqueuePolicy::Any,
             ..CallLimits::default()
         }
+    }
+
+    const CALLER: Caller<'static> = Caller {
+        task_type: "t",
+        plugin_task_types: &[],
+    };
+
+    fn validate(outcome: types::Outcome, limits: &CallLimits) -> CallOutcome {
+        super::validate(outcome, limits, &CALLER)
     }
 
     fn reason(result: CallOutcome) -> String {
@@ -299,6 +348,48 @@ mod tests {
             &cap(1024),
         ));
         assert!(r.contains("over the cap of 1024 bytes"), "{r}");
+    }
+
+    #[test]
+    fn deep_outputs_and_payloads_are_refused_at_the_depth_limit() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let limit = CallLimits::default().max_output_depth;
+        assert!(matches!(
+            validate(outcome(Some(&nested(limit)), vec![]), &cap(1 << 20)),
+            CallOutcome::Ok(_)
+        ));
+        let r = reason(validate(
+            outcome(Some(&nested(100_000)), vec![]),
+            &cap(1 << 20),
+        ));
+        assert!(
+            r.contains("`output` nests") && r.contains("max_output_depth"),
+            "{r}"
+        );
+        let deep = nested(limit + 1);
+        let r = reason(validate(
+            outcome(None, vec![("t", "k", &deep)]),
+            &cap(1 << 20),
+        ));
+        assert!(r.contains("`enqueue[0].payload` nests"), "{r}");
+    }
+
+    #[test]
+    fn follow_ups_for_task_types_the_policy_refuses_are_invalid_output() {
+        let limits = CallLimits::default();
+        let own = ["t".to_string(), "u".to_string()];
+        let caller = Caller {
+            task_type: "t",
+            plugin_task_types: &own,
+        };
+        let allowed = outcome(None, vec![("u", "k", "1")]);
+        assert!(matches!(
+            super::validate(allowed, &limits, &caller),
+            CallOutcome::Ok(_)
+        ));
+        let refused = outcome(Some("1"), vec![("u", "k", "1"), ("webhook", "k", "1")]);
+        let r = reason(super::validate(refused, &limits, &caller));
+        assert!(r.starts_with("`enqueue[1]` is refused: task type `t` may not enqueue items for task type `webhook`"), "{r}");
     }
 
     #[test]

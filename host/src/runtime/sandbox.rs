@@ -15,6 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::{Handler, types};
 use super::guest_output::GuestOutput;
 use super::limits::{CallLimits, Limiter};
+use super::log_budget::LogBudget;
 use crate::imports::{CallContext, Outbound, TaskConfig};
 
 /// Everything one store holds. Dropped, with the store, after every call.
@@ -33,7 +34,8 @@ pub(crate) struct HostState {
     pub(crate) max_output_bytes: usize,
     /// Set by the epoch callback when it interrupted the guest at its deadline.
     pub(crate) deadline_reached: bool,
-    pub(crate) log_lines: u32,
+    /// What the guest may still write to the host's logs.
+    pub(crate) log_budget: LogBudget,
 }
 
 impl WasiView for HostState {
@@ -66,8 +68,9 @@ pub(crate) struct StoreSpec<'a> {
 
 /// A fresh store whose guest is interrupted at `spec.call.deadline`.
 pub(crate) fn new_store(engine: &Engine, spec: StoreSpec<'_>) -> Store<HostState> {
-    let stdout = GuestOutput::stdout();
-    let stderr = GuestOutput::stderr();
+    let log_budget = LogBudget::new(spec.limits.log_bytes_per_call);
+    let stdout = GuestOutput::stdout(log_budget.clone());
+    let stderr = GuestOutput::stderr(log_budget.clone());
     let wasi = WasiCtxBuilder::new()
         .stdout(stdout.clone())
         .stderr(stderr.clone())
@@ -91,7 +94,7 @@ pub(crate) fn new_store(engine: &Engine, spec: StoreSpec<'_>) -> Store<HostState
             hostcall_fuel: fuel,
             max_output_bytes: spec.limits.max_output_bytes,
             deadline_reached: false,
-            log_lines: 0,
+            log_budget,
         },
     );
     store.limiter(|state| &mut state.limiter);

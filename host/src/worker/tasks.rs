@@ -73,7 +73,7 @@ impl TaskPlans {
                 task_type.to_string(),
                 TaskPlan {
                     plugin,
-                    limits: settings.call_limits(),
+                    limits: config.call_limits(task_type),
                     retry: settings.retry_policy(),
                     batch,
                     task_config: Arc::new(task_config),

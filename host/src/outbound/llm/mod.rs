@@ -12,7 +12,11 @@
 mod anthropic;
 mod openai;
 mod retry;
+mod schema;
 mod stream;
+
+pub use schema::SchemaLimits;
+pub(crate) use schema::Schemas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -421,35 +425,6 @@ fn error_message(body: &[u8]) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// A compiled JSON schema and its source.
-struct Schema {
-    value: Value,
-    validator: jsonschema::Validator,
-}
-
-impl Schema {
-    fn parse(text: &str) -> Result<Self, Error> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|err| Error::InvalidRequest(format!("json-schema is not JSON: {err}")))?;
-        let validator = jsonschema::validator_for(&value).map_err(|err| {
-            Error::InvalidRequest(format!("json-schema is not a valid JSON Schema: {err}"))
-        })?;
-        Ok(Self { value, validator })
-    }
-
-    /// Checks that `content` is a JSON document valid against the schema.
-    fn check(&self, content: &str) -> Result<(), Error> {
-        let document: Value = serde_json::from_str(content).map_err(|err| {
-            gateway(format!(
-                "the reply is not the JSON the schema asks for: {err}"
-            ))
-        })?;
-        self.validator
-            .validate(&document)
-            .map_err(|err| gateway(format!("the reply does not match the JSON schema: {err}")))
-    }
-}
-
 /// What one task type may do with its provider.
 #[derive(Debug)]
 pub(crate) struct TaskLlm {
@@ -518,15 +493,17 @@ impl TaskLlm {
         }))
     }
 
-    /// Serves one `llm.complete` call and accounts for it.
+    /// Serves one `llm.complete` call and accounts for it; `schemas` compiles
+    /// and caches the request's JSON schema.
     pub(crate) async fn complete(
         &self,
         call: &CallContext,
         request: Request,
+        schemas: &Schemas,
     ) -> Result<Response, Error> {
         let started = Instant::now();
         let mut retries = 0;
-        let result = self.run(call, request, &mut retries).await;
+        let result = self.run(call, request, schemas, &mut retries).await;
         let latency = started.elapsed();
         let tokens = result
             .as_ref()
@@ -557,15 +534,15 @@ impl TaskLlm {
         &self,
         call: &CallContext,
         request: Request,
+        schemas: &Schemas,
         retries: &mut u32,
     ) -> Result<Response, Error> {
         let model = self.pick_model(call, request.model.as_deref())?;
         check_request(&request)?;
-        let schema = request
-            .json_schema
-            .as_deref()
-            .map(Schema::parse)
-            .transpose()?;
+        let schema = match request.json_schema.as_deref() {
+            Some(text) => Some(schemas.get(call, text).await?),
+            None => None,
+        };
         let schema_value = schema.as_ref().map(|s| &s.value);
         let mut used = model.to_owned();
         let mut result = self
@@ -585,9 +562,9 @@ impl TaskLlm {
                 .complete(call, fallback, &request, schema_value, retries)
                 .await;
         }
-        let completion = result?;
-        if let Some(schema) = &schema {
-            schema.check(&completion.content)?;
+        let mut completion = result?;
+        if let Some(schema) = schema {
+            completion.content = schemas.check(call, schema, completion.content).await?;
         }
         let (input_tokens, output_tokens) = completion.tokens.unwrap_or((0, 0));
         Ok(Response {

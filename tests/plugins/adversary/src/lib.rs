@@ -36,6 +36,9 @@ const TASK_TYPES: &[&str] = &[
     "sleep",
     "llm-call",
     "http-call",
+    "log-flood",
+    "deep-output",
+    "enqueue-to",
 ];
 
 impl Guest for Adversary {
@@ -71,6 +74,9 @@ impl Guest for Adversary {
             "sleep" => sleep(item),
             "llm-call" => llm_call(&item.payload),
             "http-call" => http_call(&item.payload),
+            "log-flood" => Ok(log_flood(&item.payload)),
+            "deep-output" => Ok(output(deep_json(&item.payload))),
+            "enqueue-to" => Ok(enqueue_to(&item)),
             other => Err(TaskError::Permanent(format!("unknown task type {other}"))),
         }
     }
@@ -132,6 +138,40 @@ fn enqueue_flood(item: &WorkItem) -> Outcome {
                 payload: "1".into(),
             })
             .collect(),
+    }
+}
+
+/// Writes as many lines as the payload (a number, default 10,000) says, each
+/// 8 KiB, through the `log` import, stdout and stderr in turn.
+fn log_flood(payload: &str) -> Outcome {
+    let lines: usize = payload.trim().parse().unwrap_or(10_000);
+    let line = "x".repeat(8 << 10);
+    for i in 0..lines {
+        match i % 3 {
+            0 => log::log(log::Level::Info, &line),
+            1 => println!("{line}"),
+            _ => eprintln!("{line}"),
+        }
+    }
+    output("null".into())
+}
+
+/// Arrays nested as many levels deep as the payload (a number) says.
+fn deep_json(payload: &str) -> String {
+    let depth: usize = payload.trim().parse().unwrap_or(100_000);
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// An output, and one follow-up item for the task type the payload (a JSON
+/// string) names.
+fn enqueue_to(item: &WorkItem) -> Outcome {
+    Outcome {
+        output: Some("{\"sent\":true}".into()),
+        enqueue: vec![NewItem {
+            task_type: item.payload.trim().trim_matches('"').into(),
+            work_unit_key: item.work_unit_key.clone(),
+            payload: "{\"from\":\"adversary\"}".into(),
+        }],
     }
 }
 

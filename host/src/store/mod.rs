@@ -85,9 +85,10 @@ pub struct Claim {
     pub worker: String,
 }
 
-/// A fresh base for the claim tokens of one claim round trip: the round's
-/// units get `base + 1`, `base + 2`, ... A random 62-bit base leaves room for
-/// any round size without overflow.
+/// A fresh base for the claim tokens of one claim round trip: each unit the
+/// round claims gets the base plus a small number that differs between the
+/// round's units (its position, or its row id). A random 62-bit base leaves
+/// room for that number without overflow.
 pub(crate) fn token_base() -> i64 {
     fastrand::i64(1..(1 << 62))
 }

@@ -46,6 +46,9 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// The task that checkpoints the write-ahead log; stopped on drop.
     checkpointer: tokio::task::AbortHandle,
+    /// When this store last wrote each worker's lease (a claim or a
+    /// heartbeat), so that claims between heartbeats need not write it again.
+    leases_written: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     options: StoreOptions,
 }
 
@@ -142,8 +145,26 @@ impl SqliteStore {
             writer,
             readers,
             checkpointer,
+            leases_written: Default::default(),
             options,
         })
+    }
+
+    /// Whether this store wrote `worker`'s lease of `lease` recently enough
+    /// that it still has most of it left (heartbeats renew it well before).
+    fn lease_fresh(&self, worker: &str, lease: Duration) -> bool {
+        self.leases_written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(worker)
+            .is_some_and(|written| written.elapsed() < lease / 4)
+    }
+
+    fn lease_written(&self, worker: &str, at: std::time::Instant) {
+        self.leases_written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(worker.to_string(), at);
     }
 
     /// Opens a write transaction on the writer connection (see [`writing`]).
@@ -361,14 +382,19 @@ impl Store for SqliteStore {
                 })
             })
             .collect();
-        // Two statements, no transaction: a lease renewed for a claim that
-        // then found nothing is harmless, and each autocommit statement costs
-        // one trip to SQLite's thread where a transaction costs four.
-        sqlx::query(include_str!("claim_lease.sql"))
-            .bind(worker)
-            .bind(ms(lease))
-            .execute(&self.writer)
-            .await?;
+        // The lease first, unless this store wrote it a moment ago: each
+        // statement is a trip to SQLite's thread, as costly as the claim. No
+        // transaction: a lease renewed for a claim that then found nothing is
+        // harmless.
+        if !self.lease_fresh(worker, lease) {
+            let now = std::time::Instant::now();
+            sqlx::query(include_str!("claim_lease.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(&self.writer)
+                .await?;
+            self.lease_written(worker, now);
+        }
         let rows = sqlx::query(include_str!("claim.sql"))
             .bind(worker)
             .bind(super::token_base())
@@ -421,6 +447,7 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
+        let now = std::time::Instant::now();
         let mut tx = self.immediate().await?;
         let renewed = async {
             sqlx::query(include_str!("heartbeat.sql"))
@@ -439,6 +466,7 @@ impl Store for SqliteStore {
         }
         .await;
         let rows = tx.finish(renewed).await?;
+        self.lease_written(worker, now);
         Ok(rows
             .into_iter()
             .map(|row| Claim {

@@ -85,6 +85,37 @@ pub struct Claim {
     pub worker: String,
 }
 
+/// When a store last wrote each worker's lease (a claim or a heartbeat), so
+/// that claims between heartbeats need not write it again: the heartbeat
+/// renews it long before it runs out.
+#[derive(Default)]
+pub(crate) struct RecentLeases(
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+);
+
+impl RecentLeases {
+    /// Whether `worker`'s lease of `lease` was written so recently that most
+    /// of it is left.
+    pub(crate) fn fresh(&self, worker: &str, lease: Duration) -> bool {
+        self.lock()
+            .get(worker)
+            .is_some_and(|written| written.elapsed() < lease / 4)
+    }
+
+    /// Records that `worker`'s lease was written by a statement sent at `at`.
+    pub(crate) fn written(&self, worker: &str, at: std::time::Instant) {
+        self.lock().insert(worker.to_string(), at);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// A fresh base for the claim tokens of one claim round trip: each unit the
 /// round claims gets the base plus a small number that differs between the
 /// round's units (its position, or its row id). A random 62-bit base leaves

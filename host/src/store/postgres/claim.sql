@@ -1,18 +1,15 @@
--- Claims up to $6 ready units of the task types in $3 (with gates $4 min
--- tokens and $5 max wait ms, NULL when off) for worker $1, whose lease then
--- runs at least $2 ms more. Claim tokens are $7 + 1, $7 + 2, ...
+-- Claims up to $5 ready units of the task types in $2 (with gates $3 min
+-- tokens and $4 max wait ms, NULL when off) for worker $1. Claim tokens are
+-- $6 + 1, $6 + 2, ... ($6 is random, fresh for each call).
 --
 -- Per task type, an ordered walk of sluice_units_ready that stops at the
 -- limit (LATERAL … LIMIT), so the cost does not depend on the backlog and
 -- the plan does not depend on fresh statistics. SKIP LOCKED lets concurrent
 -- claimers pass each other (and a producer's open transaction) instead of
 -- queueing.
-WITH lease AS (
-    INSERT INTO sluice_leases AS l (worker, expires_ms) VALUES ($1, sluice_now_ms() + $2)
-    ON CONFLICT (worker) DO UPDATE SET expires_ms = GREATEST(l.expires_ms, EXCLUDED.expires_ms)
-), candidates AS (
+WITH candidates AS (
     SELECT c.task_type, c.work_unit_key, c.available_at_ms
-      FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS g(task_type, min_tokens, max_wait_ms)
+      FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS g(task_type, min_tokens, max_wait_ms)
      CROSS JOIN LATERAL (
            SELECT u.task_type, u.work_unit_key, u.available_at_ms
              FROM sluice_units u
@@ -24,16 +21,16 @@ WITH lease AS (
                    OR u.pending_tokens >= g.min_tokens
                    OR coalesce(u.oldest_pending_ms, 0) <= sluice_now_ms() - g.max_wait_ms)
             ORDER BY u.available_at_ms
-            LIMIT $6
+            LIMIT $5
               FOR UPDATE OF u SKIP LOCKED
        ) c
 ), chosen AS (
     SELECT task_type, work_unit_key, row_number() OVER (ORDER BY available_at_ms) AS n
-      FROM candidates ORDER BY available_at_ms LIMIT $6
+      FROM candidates ORDER BY available_at_ms LIMIT $5
 )
 UPDATE sluice_units u
    SET claimed_by = $1,
-       claim_token = $7 + chosen.n,
+       claim_token = $6 + chosen.n,
        in_flight_from = NULL,
        in_flight_through = NULL
   FROM chosen

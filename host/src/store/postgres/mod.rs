@@ -21,8 +21,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
-    Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
-    StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
+    StoreError, StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -76,6 +76,8 @@ pub struct PostgresStore {
     lease_traffic: PgPool,
     /// Runs migrations, without the lock timeout of the others.
     migrations: PgPool,
+    /// Leases this store wrote lately, which claims need not write again.
+    recent_leases: RecentLeases,
     options: StoreOptions,
 }
 
@@ -116,6 +118,7 @@ impl PostgresStore {
             pool,
             lease_traffic,
             migrations,
+            recent_leases: RecentLeases::default(),
             options,
         })
     }
@@ -347,9 +350,18 @@ impl Store for PostgresStore {
             .collect();
         let max_wait: Vec<Option<i64>> =
             task_types.iter().map(|c| c.gate.max_wait.map(ms)).collect();
+        // The lease first, unless this store wrote it a moment ago.
+        if !self.recent_leases.fresh(worker, lease) {
+            let sent = std::time::Instant::now();
+            sqlx::query(include_str!("claim_lease.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(&self.lease_traffic)
+                .await?;
+            self.recent_leases.written(worker, sent);
+        }
         let rows = sqlx::query(include_str!("claim.sql"))
             .bind(worker)
-            .bind(ms(lease))
             .bind(names)
             .bind(min_tokens)
             .bind(max_wait)
@@ -399,11 +411,13 @@ impl Store for PostgresStore {
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {
+        let sent = std::time::Instant::now();
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
             .fetch_all(&self.lease_traffic)
             .await?;
+        self.recent_leases.written(worker, sent);
         Ok(rows
             .into_iter()
             .map(|row| Claim {

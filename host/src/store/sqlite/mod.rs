@@ -18,8 +18,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
-    Item, NewItem, QueueDepth, Result, RetryPolicies, RetryPolicy, Status, Store, StoreError,
-    StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
+    StoreError, StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -46,9 +46,8 @@ pub struct SqliteStore {
     readers: SqlitePool,
     /// The task that checkpoints the write-ahead log; stopped on drop.
     checkpointer: tokio::task::AbortHandle,
-    /// When this store last wrote each worker's lease (a claim or a
-    /// heartbeat), so that claims between heartbeats need not write it again.
-    leases_written: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Leases this store wrote lately, which claims need not write again.
+    recent_leases: RecentLeases,
     options: StoreOptions,
 }
 
@@ -145,26 +144,9 @@ impl SqliteStore {
             writer,
             readers,
             checkpointer,
-            leases_written: Default::default(),
+            recent_leases: RecentLeases::default(),
             options,
         })
-    }
-
-    /// Whether this store wrote `worker`'s lease of `lease` recently enough
-    /// that it still has most of it left (heartbeats renew it well before).
-    fn lease_fresh(&self, worker: &str, lease: Duration) -> bool {
-        self.leases_written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(worker)
-            .is_some_and(|written| written.elapsed() < lease / 4)
-    }
-
-    fn lease_written(&self, worker: &str, at: std::time::Instant) {
-        self.leases_written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(worker.to_string(), at);
     }
 
     /// Opens a write transaction on the writer connection (see [`writing`]).
@@ -386,14 +368,14 @@ impl Store for SqliteStore {
         // statement is a trip to SQLite's thread, as costly as the claim. No
         // transaction: a lease renewed for a claim that then found nothing is
         // harmless.
-        if !self.lease_fresh(worker, lease) {
+        if !self.recent_leases.fresh(worker, lease) {
             let now = std::time::Instant::now();
             sqlx::query(include_str!("claim_lease.sql"))
                 .bind(worker)
                 .bind(ms(lease))
                 .execute(&self.writer)
                 .await?;
-            self.lease_written(worker, now);
+            self.recent_leases.written(worker, now);
         }
         let rows = sqlx::query(include_str!("claim.sql"))
             .bind(worker)
@@ -466,7 +448,7 @@ impl Store for SqliteStore {
         }
         .await;
         let rows = tx.finish(renewed).await?;
-        self.lease_written(worker, now);
+        self.recent_leases.written(worker, now);
         Ok(rows
             .into_iter()
             .map(|row| Claim {

@@ -166,7 +166,9 @@ async fn a_rewound_claim_reclaimed_by_the_same_host_never_runs_the_unit_twice() 
 async fn a_producer_holding_one_unit_open(db: TestStore, open_producer: &'static str) {
     let store = db.store.clone();
     let slow = r#"{"ms": 1500}"#;
-    let quick = r#"{"ms": 100}"#;
+    // Long enough that B..F are still running when the lease runs out: a
+    // host whose renewal waits behind the producer loses them then.
+    let quick = r#"{"ms": 300}"#;
     store
         .enqueue(&items("sleep", "A", &[slow, slow]))
         .await
@@ -196,7 +198,7 @@ async fn a_producer_holding_one_unit_open(db: TestStore, open_producer: &'static
 
     // The producer opens its transaction on A and keeps it past the lease.
     let insert = "INSERT INTO sluice_items (task_type, work_unit_key, payload) VALUES ('sleep', 'A', '{\"ms\": 10}')";
-    let held_for = lease + Duration::from_secs(5);
+    let held_for = lease + Duration::from_secs(8);
     let opened = Instant::now();
     let producer = if db.url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();

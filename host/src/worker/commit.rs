@@ -296,29 +296,29 @@ where
             written = tokio::time::timeout(shared.config.lease, write()) => written,
             reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),
         };
-        let err = match attempt {
+        // (what failed, whether the database itself is failing)
+        let (err, outage) = match attempt {
             Ok(Ok(value)) => {
                 shared.health.database(true);
                 return Ok(value);
             }
-            Ok(Err(StoreError::Unavailable(err))) => err.to_string(),
+            Ok(Err(StoreError::Unavailable(err))) => (err.to_string(), true),
             // One row is busy (a producer's transaction holds the unit): wait
             // for it, but the database is fine and other units go on.
-            Ok(Err(StoreError::Contended(err))) => {
-                let wait = backoff.next_wait();
-                tracing::debug!(error = %err, retry_in = ?wait, "the unit's row is busy; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    reason = cancel.clone().cancelled() => return Err(Stop::Cancelled(reason)),
-                }
-                continue;
-            }
+            Ok(Err(StoreError::Contended(err))) => (err.to_string(), false),
             Ok(Err(err)) => return Err(Stop::Store(err)),
-            Err(_) => "the database did not answer within the lease".to_string(),
+            Err(_) => (
+                "the database did not answer within the lease".to_string(),
+                true,
+            ),
         };
-        shared.health.database(false);
         let wait = backoff.next_wait();
-        if stalled.is_none() {
+        if outage {
+            shared.health.database(false);
+        }
+        if !outage {
+            tracing::debug!(error = err, retry_in = ?wait, "the unit's row is busy; retrying");
+        } else if stalled.is_none() {
             stalled = Some(shared.health.stall_write());
             tracing::warn!(error = err, retry_in = ?wait, "database write failed; retrying");
         } else {

@@ -147,9 +147,14 @@ impl Source {
     }
 }
 
-/// Counts how often each counted fault has fired, keyed by source, spec and
-/// prompt, so `hang*1` hangs the first request for a prompt and lets its
-/// retry through.
+/// Counts how often each counted fault has fired.
+///
+/// A rule names the content it targets, so a rule's count is the rule's own:
+/// `TEXT=hang*1` hangs the first request that mentions TEXT and answers every
+/// later one, whatever else its prompt holds (a host that retries the item in
+/// a smaller batch sends a different prompt). Header, model and server-wide
+/// faults count per prompt, so `fault:500*1` fails the first request of every
+/// distinct call and lets its retry through.
 #[derive(Debug, Default)]
 pub(crate) struct Counters(Mutex<HashMap<String, u32>>);
 
@@ -159,7 +164,11 @@ impl Counters {
         let Some(limit) = spec.times else {
             return true;
         };
-        let key = format!("{}\u{0}{spec}\u{0}{prompt}", source.key());
+        let scope = match source {
+            Source::Rule(_) => "",
+            Source::Header | Source::Model | Source::Server => prompt,
+        };
+        let key = format!("{}\u{0}{spec}\u{0}{scope}", source.key());
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(key).or_insert(0);
         if *count < limit {
@@ -203,11 +212,14 @@ mod tests {
     }
 
     #[test]
-    fn counted_faults_fire_per_prompt() {
+    fn counted_faults_fire_per_prompt_but_per_rule_for_rules() {
         let counters = Counters::default();
         let spec: FaultSpec = "hang*1".parse().unwrap();
         assert!(counters.fires(Source::Model, &spec, "one"));
         assert!(!counters.fires(Source::Model, &spec, "one"));
         assert!(counters.fires(Source::Model, &spec, "two"));
+        assert!(counters.fires(Source::Rule(0), &spec, "carol: a, b, c"));
+        assert!(!counters.fires(Source::Rule(0), &spec, "carol: a, b"));
+        assert!(counters.fires(Source::Rule(1), &spec, "carol: a, b"));
     }
 }

@@ -20,7 +20,7 @@ struct Args {
     fault: Option<FaultSpec>,
     /// TEXT=MODE: requests whose last user message contains TEXT get MODE
     /// (repeatable; the first matching rule wins). `hang*1` hangs the first
-    /// such request per prompt and answers its retries.
+    /// request the rule matches and answers every later one.
     #[arg(long = "fault-when", value_name = "TEXT=MODE")]
     rules: Vec<FaultRule>,
 }

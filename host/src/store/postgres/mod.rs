@@ -15,7 +15,8 @@ pub(crate) mod errors;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::failure::{self, Decision};
@@ -45,12 +46,6 @@ const REAP_BATCH: i64 = 100;
 /// dead-letter retries) are durable too.
 const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
 
-/// Plan every statement for its actual parameters. sqlx prepares statements,
-/// and after five runs Postgres may switch to a generic plan that cannot see
-/// the claim's `LIMIT`: it then hash-joins against every unit (a seq scan of a
-/// million rows per claim, measured at 400 ms) instead of touching ten.
-const CUSTOM_PLANS: (&str, &str) = ("plan_cache_mode", "force_custom_plan");
-
 /// How long any statement of Sluice's waits for a row lock before it fails
 /// as an outage (and its caller retries): a producer's transaction left open
 /// on a unit can hold up that unit's writes, but never leaves a connection
@@ -64,6 +59,18 @@ const LOCK_TIMEOUT: (&str, &str) = ("lock_timeout", "1s");
 /// that stops after ten. Every statement Sluice runs is a point lookup or an
 /// ordered range scan, so nothing else loses by it.
 const NO_BITMAP_SCANS: (&str, &str) = ("enable_bitmapscan", "off");
+
+/// A statement planned afresh for its parameters at every run. sqlx keeps
+/// statements prepared, and after five runs Postgres may switch a prepared
+/// statement to a generic plan that cannot see its `LIMIT`: the claim walk
+/// then hash-joins against every unit (a seq scan of a million rows per
+/// claim, measured at 400 ms) instead of touching ten. Only the walks whose
+/// cost hangs on their limit are planned each time; every other statement,
+/// and the SQL inside the triggers, keeps its cached plan (planning was a
+/// third of Postgres's CPU when every statement was re-planned).
+fn custom_plan(sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(false)
+}
 
 /// The channel enqueues notify, with the task type as payload.
 pub const NOTIFY_CHANNEL: &str = "sluice_items";
@@ -89,7 +96,7 @@ impl PostgresStore {
         };
         let connect = PgConnectOptions::from_str(url)
             .map_err(connect_error)?
-            .options([CUSTOM_PLANS, NO_BITMAP_SCANS]);
+            .options([NO_BITMAP_SCANS]);
         // Migrations wait for other hosts' migrations and for DDL locks as
         // long as they must; every other session gives up on a lock.
         let migrations = PgPoolOptions::new()
@@ -360,7 +367,7 @@ impl Store for PostgresStore {
                 .await?;
             self.recent_leases.written(worker, sent);
         }
-        let rows = sqlx::query(include_str!("claim.sql"))
+        let rows = custom_plan(include_str!("claim.sql"))
             .bind(worker)
             .bind(names)
             .bind(min_tokens)
@@ -499,7 +506,7 @@ impl Store for PostgresStore {
             .then(|| policies.by_task_type.keys().map(String::as_str).collect());
         let mut reaped = 0;
         loop {
-            let expired = sqlx::query(include_str!("expired.sql"))
+            let expired = custom_plan(include_str!("expired.sql"))
                 .bind(REAP_BATCH)
                 .bind(except_worker)
                 .bind(&task_types)
@@ -626,7 +633,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64> {
-        Ok(sqlx::query(include_str!("prune_done.sql"))
+        Ok(custom_plan(include_str!("prune_done.sql"))
             .bind(ms(age))
             .bind(i64::from(limit))
             .execute(&self.lease_traffic)

@@ -158,6 +158,7 @@ async fn fail(
         Failure::Retryable(m) => Failure::Retryable(m.replace('\0', "")),
         Failure::Permanent(m) => Failure::Permanent(m.replace('\0', "")),
     };
+    shared.running.letting_go(claim);
     let written = persist(shared, cancel, || {
         shared.store.fail(claim, &failure, &plan.retry)
     })
@@ -211,6 +212,7 @@ async fn interrupted(shared: &Shared, claim: &Claim, message: &str) {
 /// outcome does not matter: if the claim is still ours the unit goes back to
 /// the pool, if not nothing changes (and the reaper or the owner has it).
 async fn release_if_ours(shared: &Shared, claim: &Claim) {
+    shared.running.letting_go(claim);
     let _ = tokio::time::timeout(
         shared.config.heartbeat_interval,
         shared.store.release(claim),
@@ -221,6 +223,7 @@ async fn release_if_ours(shared: &Shared, claim: &Claim) {
 /// Gives the unit back without counting an attempt. Runs even after the unit
 /// was cancelled (shutdown must not leave claims behind), bounded by the lease.
 pub(crate) async fn release(shared: &Shared, claim: &Claim) {
+    shared.running.letting_go(claim);
     let never = Cancellation::never();
     let released = tokio::time::timeout(
         shared.config.lease,

@@ -37,6 +37,10 @@ struct Entry {
     write: Canceller,
     /// Why it was cancelled, once it was.
     cancelled: Option<String>,
+    /// The unit task is giving the unit back (release or failure write): a
+    /// heartbeat that no longer finds the claim has most likely seen that
+    /// write land before the task left the set, which is no loss.
+    letting_go: bool,
     /// Resolves (with an error) once the unit task has ended.
     ended: oneshot::Receiver<()>,
 }
@@ -159,6 +163,7 @@ impl Running {
                 call,
                 write,
                 cancelled: None,
+                letting_go: false,
                 ended: ended_rx,
             },
         );
@@ -214,8 +219,24 @@ impl Running {
             .and_then(|entry| entry.cancelled.clone())
     }
 
+    /// Marks the unit under `claim` as being given back: its task is about to
+    /// write a release or a failure that ends the claim.
+    pub(crate) fn letting_go(&self, claim: &Claim) {
+        if let Some(entry) = self
+            .lock()
+            .by_unit
+            .get_mut(&unit(claim))
+            .filter(|entry| entry.token == claim.token)
+        {
+            entry.letting_go = true;
+        }
+    }
+
     /// Cancels (call and write) units registered before `checked_at` whose
-    /// claim is not in `held`. Returns how many were cancelled.
+    /// claim is not in `held`. Returns how many claims were lost: units that
+    /// were being given back are cancelled too (harmless: no call runs), but
+    /// not counted or reported, since their own write most likely ended the
+    /// claim.
     pub(crate) fn cancel_lost(&self, held: &[Claim], checked_at: Instant, reason: &str) -> usize {
         let held: HashMap<UnitKey, i64> = held
             .iter()
@@ -225,6 +246,10 @@ impl Running {
         for ((task_type, key), entry) in self.lock().by_unit.iter_mut() {
             let still_held = held.get(&(task_type.clone(), key.clone())) == Some(&entry.token);
             if entry.since < checked_at && entry.cancelled.is_none() && !still_held {
+                if entry.letting_go {
+                    entry.cancel(reason, true);
+                    continue;
+                }
                 tracing::warn!(
                     task_type,
                     work_unit_key = key,
@@ -250,5 +275,36 @@ impl Running {
         let mut count = self.count.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
         let _ = count.wait_for(|count| *count == 0).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(key: &str, token: i64) -> Claim {
+        Claim {
+            task_type: "t".into(),
+            work_unit_key: key.into(),
+            worker: "w".into(),
+            token,
+        }
+    }
+
+    #[test]
+    fn a_claim_missing_from_the_heartbeat_is_lost_unless_its_task_was_giving_it_back() {
+        let running = Arc::new(Running::default());
+        let (_calling, _kept, _) = running.insert(&claim("a", 1), "replaced");
+        let (_releasing, _released, _) = running.insert(&claim("b", 2), "replaced");
+        running.letting_go(&claim("b", 2));
+        // A letting-go mark for a claim this task does not hold changes nothing.
+        running.letting_go(&claim("a", 9));
+        let later = Instant::now() + std::time::Duration::from_millis(1);
+
+        // Both are cancelled, but only the one that was not giving its claim
+        // back counts (and is reported) as lost.
+        assert_eq!(running.cancel_lost(&[], later, "gone"), 1);
+        assert_eq!(running.cancelled(&claim("a", 1)).as_deref(), Some("gone"));
+        assert_eq!(running.cancelled(&claim("b", 2)).as_deref(), Some("gone"));
     }
 }

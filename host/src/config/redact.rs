@@ -10,9 +10,10 @@
 const HIDDEN: &str = "***";
 
 /// `url` with its credentials replaced by `***`: the password, a user name
-/// that could be a token (every scheme but a database's, whose user is a role
-/// name), every query value and the fragment. Anything that is not a URL is
-/// returned unchanged.
+/// that could be a token, query values and the fragment. A database URL keeps
+/// its user name (a role) and the query values whose names do not look secret
+/// (`sslmode`, `options`), which say what the URL points to. Anything that is
+/// not a URL is returned unchanged.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return redact_unparsed(url);
@@ -25,12 +26,16 @@ pub fn redact_url(url: &str) -> String {
     if !database && !parsed.username().is_empty() {
         changed |= parsed.set_username(HIDDEN).is_ok();
     }
-    if parsed.query().is_some() {
-        let names: Vec<String> = parsed.query_pairs().map(|(name, _)| name.into()).collect();
-        parsed
-            .query_pairs_mut()
-            .clear()
-            .extend_pairs(names.iter().map(|name| (name, HIDDEN)));
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| {
+            let hide = !database || looks_secret(&name);
+            let value = if hide { HIDDEN.into() } else { value.into() };
+            (name.into(), value)
+        })
+        .collect();
+    if pairs.iter().any(|(_, value)| value == HIDDEN) {
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
         changed = true;
     }
     if parsed.fragment().is_some() {
@@ -127,8 +132,12 @@ mod tests {
                 "postgres://app:***@db/queue",
             ),
             (
-                "postgres://app@db/queue?sslmode=require&password=hunter2",
-                "postgres://app@db/queue?sslmode=***&password=***",
+                "postgres://app@db/queue?sslmode=require&sslpassword=hunter2",
+                "postgres://app@db/queue?sslmode=require&sslpassword=***",
+            ),
+            (
+                "postgres://db/q?options=-c%20search_path%3Dmine",
+                "postgres://db/q?options=-c%20search_path%3Dmine",
             ),
             (
                 "https://user:pa55@llm.example/v1?key=k#t",

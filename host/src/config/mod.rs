@@ -135,6 +135,9 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("invalid configuration: `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// A file that cannot be read as a configuration at all.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl ConfigError {

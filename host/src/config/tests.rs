@@ -96,6 +96,11 @@ fn an_unknown_key_names_the_closest_valid_one() {
             && err.contains("did you mean `max_attempts`?"),
         "{err}"
     );
+    let err = message(load("slots = = 3", &[]));
+    assert!(
+        err.starts_with("invalid configuration (in ") && err.contains("TOML parse error"),
+        "{err}"
+    );
     let err = message(load("[limits]\nqqqq = 1", &[]));
     assert!(
         err.contains("the keys here are") && err.contains("`max_output_bytes`"),

@@ -17,6 +17,10 @@ pub(super) fn describe(err: figment::Error) -> ConfigError {
     // The path ends with the key at fault, an unknown one included.
     let path = &err.path;
     let origin = origin(&err, path);
+    if path.is_empty() {
+        // Not one key's fault: the file itself (not valid TOML, say).
+        return ConfigError::Unreadable(format!("invalid configuration{origin}: {}", err.kind));
+    }
     let message = match &err.kind {
         Kind::UnknownField(field, valid) => {
             format!("is not a known key{origin}; {}", suggestion(field, valid))

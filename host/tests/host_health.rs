@@ -212,7 +212,7 @@ async fn a_database_outage_is_ridden_out_with_nothing_lost_or_doubled() {
             .await
             .unwrap()
             .into_iter()
-            .flat_map(|(ids, _)| ids)
+            .flat_map(|o| o.item_ids)
             .collect();
         assert_eq!(&written, expected, "key {key}: exactly once, in order");
     }

@@ -316,9 +316,9 @@ mod cases {
             .unwrap();
         let outputs = store.outputs("echo", "conv").await.unwrap();
         assert_eq!(outputs.len(), 1);
-        assert_eq!(outputs[0].0, [id]);
+        assert_eq!(outputs[0].item_ids, [id]);
         let output: serde_json::Value =
-            serde_json::from_str(outputs[0].1.as_deref().unwrap()).unwrap();
+            serde_json::from_str(outputs[0].output.as_deref().unwrap()).unwrap();
         assert_eq!(output["facts"][0], "a");
         let status = store.status().await.unwrap();
         assert_eq!(count(&status, "echo", "done"), 1);
@@ -746,7 +746,9 @@ mod cases {
         assert_eq!(count(&status, "echo", "pending"), 1);
         // The output stays, and the pending unit is still claimable.
         let outputs = store.outputs("echo", "a").await.unwrap();
-        assert_eq!(outputs, [(ids[..3].to_vec(), Some("true".to_string()))]);
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].item_ids, ids[..3]);
+        assert_eq!(outputs[0].output.as_deref(), Some("true"));
         let claim = claim_one(store, "w", "echo").await;
         assert_eq!(claim.work_unit_key, "c");
         assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap()[0].id, ids[4]);

@@ -9,10 +9,14 @@
 //!
 //! An unknown key in the file, a value of the wrong type or out of range, and a
 //! missing plugins folder each stop the host with an error naming the key.
-//! Durations are written like `500ms`, `30s` or `10m`.
+//! Durations are written like `500ms`, `30s` or `10m`. Relative paths in the
+//! file start at the file's folder.
 
 mod limits;
+mod paths;
+mod redact;
 mod task;
+mod wording;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +32,8 @@ use crate::runtime::EnqueuePolicy;
 use crate::runtime::limits::CallLimits;
 
 pub use limits::Limits;
+pub use paths::sqlite_file;
+pub use redact::redact_url;
 pub use task::{TaskSection, TaskSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -127,10 +133,11 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("the configuration file {0} does not exist; pass an existing file to --config")]
     MissingFile(PathBuf),
-    #[error("invalid configuration: {0}")]
-    Parse(Box<figment::Error>),
     #[error("invalid configuration: `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// A file that cannot be read as a configuration at all.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl ConfigError {
@@ -189,10 +196,9 @@ impl Config {
                 .iter()
                 .any(|known| known.eq_ignore_ascii_case(top))
         });
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|err| ConfigError::Parse(Box::new(err)))?;
+        let figment = figment.merge(env);
+        let mut config: Config = figment.extract().map_err(wording::describe)?;
+        paths::resolve_against_file(&mut config, &figment);
         config.validate()?;
         Ok(config)
     }
@@ -207,7 +213,7 @@ impl Config {
                 "database_url",
                 format!(
                     "`{}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB",
-                    crate::store::redact(&self.database_url)
+                    redact_url(&self.database_url)
                 ),
             ));
         }
@@ -394,19 +400,12 @@ impl Config {
             << 20
     }
 
-    /// This configuration with secrets replaced by `***`, for printing.
-    pub fn redacted(&self) -> Self {
-        let mut shown = self.clone();
-        shown.database_url = crate::store::redact(&self.database_url);
-        shown.llm = self.llm.redacted();
-        for section in shown.tasks.values_mut() {
-            for (key, value) in section.config.iter_mut() {
-                if task::looks_secret(key) {
-                    *value = "***".into();
-                }
-            }
-        }
-        shown
+    /// This configuration as TOML, for printing: every value of a key that
+    /// looks secret, and the credentials in every URL, replaced by `***`.
+    pub fn redacted(&self) -> Result<toml::Value, toml::ser::Error> {
+        let mut shown = toml::Value::try_from(self)?;
+        redact::redact_tree(&mut shown);
+        Ok(shown)
     }
 }
 

@@ -22,7 +22,8 @@ use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
     Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
+    validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -84,7 +85,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
         let connect_error = |cause| StoreError::Connect {
-            url: super::redact(url),
+            url: crate::config::redact_url(url),
             cause,
         };
         let connect = PgConnectOptions::from_str(url)
@@ -319,6 +320,12 @@ impl Store for PostgresStore {
             None => 0,
         };
         Ok(MIGRATOR.iter().count().saturating_sub(applied as usize))
+    }
+
+    async fn has_schema(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar(include_str!("has_schema.sql"))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
@@ -677,11 +684,7 @@ impl Store for PostgresStore {
         Ok(Some(Box::new(Notifications(self.listener().await?))))
     }
 
-    async fn outputs(
-        &self,
-        task_type: &str,
-        work_unit_key: &str,
-    ) -> Result<Vec<(Vec<i64>, Option<String>)>> {
+    async fn outputs(&self, task_type: &str, work_unit_key: &str) -> Result<Vec<StoredOutput>> {
         let rows = sqlx::query(include_str!("outputs.sql"))
             .bind(task_type)
             .bind(work_unit_key)
@@ -689,7 +692,11 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
+            .map(|row| StoredOutput {
+                item_ids: row.get(0),
+                output: row.get(1),
+                created_at_ms: row.get(2),
+            })
             .collect())
     }
 }

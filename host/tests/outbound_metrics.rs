@@ -31,7 +31,6 @@ async fn calls_are_counted_by_task_type_provider_and_outcome() {
     recorder
         .install()
         .expect("the only recorder of this process");
-    sluice::outbound::describe_metrics();
 
     let mock = MockLlm::start(Options::default()).await.unwrap();
     let mut tasks = llm_task("summary", "m");

@@ -31,9 +31,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let listen = config.listen_addr()?;
     let network = config.network()?;
     crate::runtime::log_budget::set_host_rate(config.limits.log_bytes_per_second);
-    if api::metrics::install() {
-        crate::outbound::describe_metrics();
-    }
+    api::metrics::install();
 
     let store = database::open(&config).await?;
     let runtime = Runtime::new(RuntimeConfig {
@@ -88,7 +86,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     shutdown::first_signal()
         .await
         .context("cannot wait for signals")?;
-    tracing::info!(grace = ?grace, "shutting down: finishing running units (signal again to exit at once)");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing running units (signal again to exit at once)"
+    );
     tokio::select! {
         () = host.shutdown(grace) => Ok(ExitCode::SUCCESS),
         () = shutdown::second_signal() => {

@@ -102,7 +102,8 @@ impl UsageMeter {
     }
 }
 
-/// Metric names, for exporters and dashboards.
+/// Metric names, for exporters and dashboards (described, with the host's
+/// other metrics, in [`crate::api::metrics::METRICS`]).
 pub mod metric {
     /// Counter: `llm.complete` calls by `task_type`, `provider`, `outcome`.
     pub const LLM_REQUESTS: &str = "sluice_llm_requests_total";
@@ -114,31 +115,6 @@ pub mod metric {
     pub const LLM_USAGE_UNKNOWN: &str = "sluice_llm_usage_unknown_total";
     /// Counter: `http.send` calls by `task_type`, `outcome`.
     pub const HTTP_REQUESTS: &str = "sluice_http_requests_total";
-}
-
-/// Registers descriptions of the outbound metrics with the installed recorder.
-pub fn describe_metrics() {
-    metrics::describe_counter!(
-        metric::LLM_REQUESTS,
-        "LLM calls made by plugins, by task type, provider and outcome"
-    );
-    metrics::describe_histogram!(
-        metric::LLM_DURATION,
-        metrics::Unit::Seconds,
-        "Latency of LLM calls made by plugins, retries included"
-    );
-    metrics::describe_counter!(
-        metric::LLM_TOKENS,
-        "LLM tokens used by plugins, by task type and direction, as providers reported them"
-    );
-    metrics::describe_counter!(
-        metric::LLM_USAGE_UNKNOWN,
-        "LLM replies whose provider reported no token usage, by task type and provider"
-    );
-    metrics::describe_counter!(
-        metric::HTTP_REQUESTS,
-        "HTTP requests made by plugins, by task type and outcome"
-    );
 }
 
 /// Records one finished `llm.complete` call.

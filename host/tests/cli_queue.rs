@@ -54,7 +54,7 @@ fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
     let db = sqlite_url(&dir);
     let out = sluice(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied 5 migration"));
+    assert!(text(&out.stdout).contains("applied 6 migration"));
     assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
 
     let out = sluice(
@@ -299,13 +299,12 @@ fn an_unreachable_database_fails_with_the_url_and_no_password() {
     assert!(!err.contains("hunter2"), "{err}");
 }
 
-#[tokio::test]
-async fn outputs_prints_what_the_plugin_returned_oldest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sqlite_url(&dir);
-    let store = sluice::store::open(&db, Default::default()).await.unwrap();
+/// Runs `calls` one-item calls on unit `echo`/`conv` of a new queue at `db`,
+/// each storing the output `{"seen": N}`.
+async fn store_outputs(db: &str, calls: usize) {
+    let store = sluice::store::open(db, Default::default()).await.unwrap();
     store.migrate().await.unwrap();
-    let items: Vec<sluice::store::NewItem> = (1..=2)
+    let items: Vec<sluice::store::NewItem> = (1..=calls)
         .map(|n| sluice::store::NewItem {
             task_type: "echo".into(),
             work_unit_key: "conv".into(),
@@ -324,7 +323,7 @@ async fn outputs_prints_what_the_plugin_returned_oldest_first() {
         .await
         .unwrap()
         .remove(0);
-    for n in 1..=2 {
+    for n in 1..=calls {
         let batch = store
             .fetch_batch(
                 &claim,
@@ -341,6 +340,13 @@ async fn outputs_prints_what_the_plugin_returned_oldest_first() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn outputs_prints_what_the_plugin_returned_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    store_outputs(&db, 2).await;
     let args = ["outputs", "--task", "echo", "--key", "conv", "--json"];
     let out = sluice(&db, &args, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -581,5 +587,57 @@ fn database_options_may_follow_the_subcommand() {
     assert!(
         !cwd.path().join("sluice.db").exists(),
         "the default database was not used"
+    );
+}
+
+#[tokio::test]
+async fn outputs_purge_deletes_the_outputs_older_than_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    store_outputs(&db, 3).await;
+    let shown = |db: &str| {
+        let out = sluice(db, &["outputs", "--task", "echo", "--key", "conv"], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().count()
+    };
+
+    let out = sluice(&db, &["outputs", "purge", "--older-than", "1day"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "purged 0 output(s) older than 1day"
+    );
+    assert_eq!(shown(&db), 3);
+
+    let out = sluice(&db, &["outputs", "purge", "--older-than", "0s"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "purged 3 output(s) older than 0s");
+    assert_eq!(shown(&db), 0);
+
+    // Mistakes are refused with what to write instead.
+    let out = sluice(&db, &["outputs", "purge", "--older-than", "soon"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("like 90days, 12h or 30m"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(&db, &["outputs", "purge"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--older-than"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sluice(
+        &db,
+        &["outputs", "--task", "echo", "purge", "--older-than", "0s"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("by age alone"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -371,6 +371,9 @@ impl Store for FlakyCompletions {
     async fn prune_done(&self, age: Duration, limit: u32) -> sluice::store::Result<u64> {
         self.inner.prune_done(age, limit).await
     }
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> sluice::store::Result<u64> {
+        self.inner.prune_outputs(age, limit).await
+    }
     async fn status(&self) -> sluice::store::Result<Status> {
         self.inner.status().await
     }

@@ -35,9 +35,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         registry,
     } = preflight::check(&config).await?;
     crate::runtime::log_budget::set_host_rate(config.limits.log_bytes_per_second);
-    if api::metrics::install() {
-        crate::outbound::describe_metrics();
-    }
+    api::metrics::install();
 
     let store = database::open(&config).await?;
     for plugin in registry.plugins() {
@@ -71,7 +69,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     shutdown::first_signal()
         .await
         .context("cannot wait for signals")?;
-    tracing::info!(grace = ?grace, "shutting down: finishing running units (signal again to exit at once)");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing running units (signal again to exit at once)"
+    );
     tokio::select! {
         () = host.shutdown(grace) => Ok(ExitCode::SUCCESS),
         () = shutdown::second_signal() => {

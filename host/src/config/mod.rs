@@ -80,6 +80,14 @@ pub struct Config {
     /// pending, are kept before the reaper deletes them.
     #[serde(with = "humantime_serde")]
     pub retain_idle: Duration,
+    /// How long outputs are kept; the reaper deletes older ones. Unset (the
+    /// default) keeps them forever; `sluice outputs purge` deletes on demand.
+    #[serde(
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub retain_outputs: Option<Duration>,
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
     /// Database connections per process.
@@ -116,6 +124,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             retain_done: Duration::from_secs(24 * 60 * 60),
             retain_idle: Duration::from_secs(60 * 60),
+            retain_outputs: None,
             max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
             max_connections: 16,
             listen: "127.0.0.1:9464".into(),
@@ -165,6 +174,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown_grace",
     "retain_done",
     "retain_idle",
+    "retain_outputs",
     "max_payload_bytes",
     "max_connections",
     "listen",
@@ -236,6 +246,9 @@ impl Config {
         }
         at_most("retain_done", self.retain_done, MAX_RETENTION)?;
         at_most("retain_idle", self.retain_idle, MAX_RETENTION)?;
+        if let Some(retain_outputs) = self.retain_outputs {
+            at_most("retain_outputs", retain_outputs, MAX_RETENTION)?;
+        }
         at_least("lease", self.lease, Duration::from_secs(1))?;
         at_least(
             "heartbeat_interval",
@@ -411,9 +424,9 @@ impl Config {
 
 /// The longest interval, lease or grace period accepted: a day.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// The longest `retain_done`: a hundred years, in effect "keep everything",
+/// The longest retention: a hundred years, in effect "keep everything",
 /// and still a number of milliseconds every database can subtract.
-const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
     if value > max {

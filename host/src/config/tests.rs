@@ -38,6 +38,23 @@ fn defaults_match_the_documentation() {
     assert_eq!(config.defaults.timeout, Duration::from_secs(600));
     assert_eq!(config.listen, "127.0.0.1:9464");
     assert_eq!(config.retain_done, Duration::from_secs(86_400));
+    assert_eq!(config.retain_outputs, None, "outputs are kept unless asked");
+}
+
+#[test]
+fn outputs_retention_is_read_from_the_file_or_the_environment() {
+    let config = load("retain_outputs = \"30days\"", &[]).unwrap();
+    assert_eq!(
+        config.retain_outputs,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    let config = load("", &[("SLUICE_RETAIN_OUTPUTS", "2h")]).unwrap();
+    assert_eq!(config.retain_outputs, Some(Duration::from_secs(7200)));
+    let err = message(load("retain_outputs = \"200years\"", &[]));
+    assert!(
+        err.contains("`retain_outputs`") && err.contains("at most"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -50,6 +50,10 @@ pub use backoff::RetryPolicy;
 /// Largest payload accepted by default: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
+/// Rows deleted per statement by retention and purges: small enough that each
+/// delete is a short transaction beside the hosts' own writes.
+pub const DELETE_BATCH: u32 = 1_000;
+
 /// An item to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -446,6 +450,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` done items that finished more than `age` ago,
     /// oldest first; their outputs stay. Returns how many were deleted.
     async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64>;
+
+    /// Deletes up to `limit` outputs stored more than `age` ago, oldest
+    /// first; rows another process is deleting are skipped. Returns how many
+    /// were deleted.
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64>;
 
     async fn status(&self) -> Result<Status>;
 

@@ -693,6 +693,15 @@ impl Store for SqliteStore {
             .rows_affected())
     }
 
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64> {
+        Ok(sqlx::query(include_str!("prune_outputs.sql"))
+            .bind(ms(age))
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
     async fn status(&self) -> Result<Status> {
         let now_ms: i64 = sqlx::query_scalar(include_str!("now.sql"))
             .fetch_all(&self.readers)

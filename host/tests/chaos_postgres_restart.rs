@@ -295,9 +295,9 @@ async fn three_hosts_ride_out_two_postgres_crashes_and_never_hold_a_unit_twice()
         written_calls.extend(
             outputs
                 .iter()
-                .filter_map(|(_, o)| audit::call_of(o.as_deref())),
+                .filter_map(|o| audit::call_of(o.output.as_deref())),
         );
-        let written: Vec<i64> = outputs.into_iter().flat_map(|(ids, _)| ids).collect();
+        let written: Vec<i64> = outputs.into_iter().flat_map(|o| o.item_ids).collect();
         let expected: Vec<i64> = expected
             .iter()
             .copied()

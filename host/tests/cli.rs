@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use support::{adversary_wasm, plugin_dir, target_dir};
@@ -11,6 +12,19 @@ fn sluice(args: &[&str]) -> Output {
         .args(args)
         .env("SLUICE_CACHE_DIR", target_dir().join("sluice-test-cache"))
         .env("SLUICE_LOG", "warn")
+        .output()
+        .expect("run sluice")
+}
+
+/// Runs sluice in `dir`, with no configuration but what is there and in `args`.
+fn sluice_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE_CACHE_DIR", target_dir().join("sluice-test-cache"))
+        .env("SLUICE_LOG", "warn")
+        .env_remove("SLUICE_DATABASE_URL")
+        .env_remove("SLUICE_CONFIG")
         .output()
         .expect("run sluice")
 }
@@ -247,4 +261,163 @@ fn without_address_space_for_the_pool_the_engine_falls_back_with_a_warning() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(report["outcome"], "ok");
+}
+
+/// The `error:` line a refused command printed.
+fn error_line(out: &Output) -> String {
+    let err = stderr(out);
+    err.lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in {err}"))
+        .to_string()
+}
+
+#[test]
+fn config_refuses_what_run_refuses_with_the_same_error() {
+    let plugins = plugin_dir(&[("adversary.wasm", adversary_bytes())]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let cases = [
+        (
+            "[tasks.echo.llm]\nprovider = \"nope\"\nmodel = \"m\"\n",
+            "tasks.echo.llm.provider",
+        ),
+        ("[tasks.ehco]\nmax_attempts = 2\n", "tasks.ehco"),
+        (
+            "[llm.providers.main]\nkind = \"openai\"\napi_key_env = \"SLUICE_TEST_UNSET_KEY\"\n",
+            "SLUICE_TEST_UNSET_KEY",
+        ),
+    ];
+    for (section, key) in cases {
+        std::fs::write(
+            dir.path().join("sluice.toml"),
+            format!(
+                "database_url = \"sqlite://{}\"\nplugins_dir = \"{}\"\nlisten = \"off\"\n{section}",
+                db.display(),
+                plugins.path().display()
+            ),
+        )
+        .unwrap();
+        let config = sluice_in(dir.path(), &["config"]);
+        let run = sluice_in(dir.path(), &["run"]);
+        assert_eq!(
+            config.status.code(),
+            Some(2),
+            "{section}: {}",
+            stdout(&config)
+        );
+        assert_eq!(run.status.code(), Some(2), "{section}: {}", stderr(&run));
+        assert!(error_line(&config).contains(key), "{}", error_line(&config));
+        assert_eq!(error_line(&config), error_line(&run), "{section}");
+        assert!(
+            stdout(&config).is_empty(),
+            "nothing is printed for a refused configuration"
+        );
+        assert!(
+            !db.exists(),
+            "{section}: neither command creates the database"
+        );
+    }
+}
+
+#[test]
+fn relative_paths_in_the_config_file_start_at_its_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::create_dir(folder.path().join("plugins")).unwrap();
+    std::fs::copy(
+        adversary_wasm(),
+        folder.path().join("plugins/adversary.wasm"),
+    )
+    .unwrap();
+    let file = folder.path().join("sluice.toml");
+    std::fs::write(
+        &file,
+        "database_url = \"sqlite://data/queue.db\"\nplugins_dir = \"plugins\"\ncache_dir = \"cache\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(folder.path().join("data")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = file.to_str().unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["config", "--config", file])
+        .current_dir(elsewhere.path())
+        .env("SLUICE_LOG", "warn")
+        .env_remove("SLUICE_CACHE_DIR")
+        .env_remove("SLUICE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: toml::Value = toml::from_str(&stdout(&out)).unwrap();
+    let folder_path = folder.path().display();
+    assert_eq!(
+        shown["plugins_dir"].as_str(),
+        Some(format!("{folder_path}/plugins").as_str())
+    );
+    assert_eq!(
+        shown["cache_dir"].as_str(),
+        Some(format!("{folder_path}/cache").as_str())
+    );
+    assert_eq!(
+        shown["database_url"].as_str(),
+        Some(format!("sqlite://{folder_path}/data/queue.db").as_str())
+    );
+
+    let out = sluice_in(elsewhere.path(), &["migrate", "--config", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(folder.path().join("data/queue.db").is_file());
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing is written in the working directory"
+    );
+
+    // From the command line, a relative path is the working directory's.
+    let out = sluice_in(
+        elsewhere.path(),
+        &[
+            "migrate",
+            "--config",
+            file,
+            "--database-url",
+            "sqlite://here.db",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(elsewhere.path().join("here.db").is_file());
+}
+
+#[test]
+fn configuration_mistakes_are_explained_in_sluices_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "slotz = 3\n",
+            "`slotz`: is not a known key",
+            "did you mean `slots`?",
+        ),
+        (
+            "[defaults]\ntimeuot = \"1s\"\n",
+            "`defaults.timeuot`",
+            "did you mean `timeout`?",
+        ),
+        (
+            "lease = \"soon\"\n",
+            "`lease`: \"soon\" is not a duration",
+            "\"500ms\", \"30s\", \"10m\"",
+        ),
+        (
+            "[defaults]\nbackoff_max = 5\n",
+            "`defaults.backoff_max`",
+            "write a number and a unit",
+        ),
+    ];
+    for (toml, what, hint) in cases {
+        std::fs::write(dir.path().join("sluice.toml"), toml).unwrap();
+        let out = sluice_in(dir.path(), &["config"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = error_line(&out);
+        assert!(err.contains(what) && err.contains(hint), "{toml}: {err}");
+        assert!(err.contains("sluice.toml"), "names the file: {err}");
+    }
 }

@@ -1,6 +1,7 @@
 //! What an operator's probes and dashboards see: `/healthz` failing when the
 //! claim loop stops, `/readyz` failing while the database is away (and the host
-//! riding the outage out), and `/metrics` agreeing with the store.
+//! riding the outage out), and `/metrics` agreeing with the store, every
+//! metric described (`# HELP`, `# TYPE`) and listed in the README.
 
 mod support;
 
@@ -8,9 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice::imports::DenyAll;
+use mock_llm::MockLlm;
+use sluice::imports::{DenyAll, Outbound};
+use sluice::outbound::ProviderKind;
 use sluice::store::{self, Store, StoreOptions};
 use support::host::{self, count, http_get, wait_until};
+use support::outbound;
 use support::proxy::Proxy;
 use support::stores;
 
@@ -140,6 +144,222 @@ async fn metrics_parse_as_prometheus_text_and_match_the_store() {
     host.shutdown(Duration::from_secs(5)).await;
 }
 
+/// The `# HELP` and `# TYPE` lines of Prometheus text: family -> (help, type).
+fn families(text: &str) -> BTreeMap<String, (Option<String>, Option<String>)> {
+    let mut families: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.into()).or_default().0 = Some(help.into());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            families.entry(name.into()).or_default().1 = Some(kind.into());
+        }
+    }
+    families
+}
+
+fn kind_name(kind: sluice::api::metrics::Kind) -> &'static str {
+    match kind {
+        sluice::api::metrics::Kind::Counter => "counter",
+        sluice::api::metrics::Kind::Gauge => "gauge",
+        sluice::api::metrics::Kind::Histogram => "histogram",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_has_help_and_type_and_the_build_is_identified() {
+    sluice::api::metrics::install();
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    store.enqueue(&host::units("echo", "k", 3)).await.unwrap();
+    store.enqueue(&host::units("fail", "f", 1)).await.unwrap();
+    let mut config = host::fast_config(2);
+    config.retain_outputs = Some(Duration::from_secs(3600));
+    config
+        .tasks
+        .insert("fail".into(), host::task(Duration::from_secs(5), 1));
+    let host = host::start(store.clone(), config, Arc::new(DenyAll)).await;
+    let addr = sluice::api::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        host.clone(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    // Plugins' LLM and HTTP calls, as the imports record them.
+    let mock = MockLlm::start(mock_llm::Options::default()).await.unwrap();
+    let mut tasks = outbound::llm_task("summary", "m");
+    let summary = tasks.get_mut("summary").unwrap();
+    summary.llm.allowed_models = vec!["fault:no-usage".into()];
+    summary.http.allow_hosts = vec!["hooks.example.com".into()];
+    let net = outbound::network(
+        &outbound::llm_config(&mock.base_url(), ProviderKind::OpenAi, true),
+        &tasks,
+    );
+    let ctx = outbound::call("summary", Duration::from_secs(30));
+    net.llm(&ctx, outbound::ask("one two")).await.unwrap();
+    let mut unmetered = outbound::ask("three");
+    unmetered.model = Some("fault:no-usage".into());
+    net.llm(&ctx, unmetered).await.unwrap();
+    let request = sluice::runtime::bindings::http::Request {
+        method: sluice::runtime::bindings::http::Method::Get,
+        url: "https://elsewhere.example.com/".into(),
+        headers: Vec::new(),
+        body: None,
+        timeout_ms: None,
+    };
+    net.http(&ctx, request).await.unwrap_err();
+    wait_until(
+        "the items are processed",
+        Duration::from_secs(30),
+        || async {
+            count(store.as_ref(), "echo", "done").await == 3
+                && count(store.as_ref(), "fail", "dead").await == 1
+        },
+    )
+    .await;
+
+    let (status, text) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let described = families(&text);
+    let catalogue: BTreeMap<&str, &str> = sluice::api::metrics::METRICS
+        .iter()
+        .map(|m| (m.name, kind_name(m.kind)))
+        .collect();
+    let samples = parse_prometheus(&text);
+    let mut seen = std::collections::BTreeSet::new();
+    for series in samples.keys() {
+        let name = &series[..series.find('{').unwrap_or(series.len())];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|base| catalogue.get(base) == Some(&"histogram"))
+            })
+            .unwrap_or(name);
+        seen.insert(family.to_owned());
+        let (help, kind) = described
+            .get(family)
+            .unwrap_or_else(|| panic!("{family} has neither # HELP nor # TYPE:\n{text}"));
+        assert!(
+            help.as_deref().is_some_and(|h| !h.is_empty()),
+            "{family} has no # HELP:\n{text}"
+        );
+        assert_eq!(
+            kind.as_deref(),
+            catalogue.get(family).copied(),
+            "{family}: # TYPE differs from the catalogue (or it is not in it)"
+        );
+    }
+    for expected in [
+        "sluice_build_info",
+        "sluice_llm_requests_total",
+        "sluice_llm_tokens_total",
+        "sluice_llm_request_duration_seconds",
+        "sluice_llm_usage_unknown_total",
+        "sluice_http_requests_total",
+        "sluice_pruned_outputs_total",
+        "sluice_outcomes_total",
+    ] {
+        assert!(seen.contains(expected), "{expected} missing:\n{text}");
+    }
+
+    let info = samples
+        .keys()
+        .find(|series| series.starts_with("sluice_build_info{"))
+        .unwrap();
+    assert_eq!(samples[info], 1.0);
+    assert!(
+        info.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+    let wasmtime = info.split("wasmtime=\"").nth(1).unwrap();
+    let wasmtime = &wasmtime[..wasmtime.find('"').unwrap()];
+    assert!(
+        !wasmtime.is_empty() && wasmtime.chars().all(|c| c.is_ascii_digit() || c == '.'),
+        "{info}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    if let Some(head) = head {
+        assert!(info.contains(&format!("commit=\"{head}\"")), "{info}");
+    }
+    host.shutdown(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn the_readme_lists_every_metric_with_its_kind() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut listed = BTreeMap::new();
+    for row in readme.lines().filter(|l| l.starts_with("| `sluice_")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for name in cells[1].split(',') {
+            listed.insert(
+                name.trim().trim_matches('`').to_owned(),
+                cells[2].to_owned(),
+            );
+        }
+    }
+    let catalogue: BTreeMap<String, String> = sluice::api::metrics::METRICS
+        .iter()
+        .map(|m| (m.name.to_owned(), kind_name(m.kind).to_owned()))
+        .collect();
+    assert_eq!(
+        listed, catalogue,
+        "README's metrics table against the host's"
+    );
+}
+
+#[test]
+fn the_grafana_dashboard_charts_the_hosts_metrics_and_nothing_else() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana-dashboard.json"
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let catalogue: BTreeMap<&str, sluice::api::metrics::Kind> = sluice::api::metrics::METRICS
+        .iter()
+        .map(|m| (m.name, m.kind))
+        .collect();
+    let mut charted = std::collections::BTreeSet::new();
+    let panels = dashboard["panels"].as_array().unwrap();
+    for panel in panels {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("sluice_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let family = name
+                    .strip_suffix("_bucket")
+                    .filter(|base| {
+                        catalogue.get(base) == Some(&sluice::api::metrics::Kind::Histogram)
+                    })
+                    .unwrap_or(&name)
+                    .to_owned();
+                assert!(
+                    catalogue.contains_key(family.as_str()),
+                    "panel {}: `{name}` is not a metric the host exports",
+                    panel["title"]
+                );
+                charted.insert(family);
+            }
+        }
+    }
+    for name in catalogue.keys() {
+        assert!(charted.contains(*name), "{name} is on no panel");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_is_ridden_out_with_nothing_lost_or_doubled() {
     let db = stores::postgres().await;
@@ -212,7 +432,7 @@ async fn a_database_outage_is_ridden_out_with_nothing_lost_or_doubled() {
             .await
             .unwrap()
             .into_iter()
-            .flat_map(|(ids, _)| ids)
+            .flat_map(|o| o.item_ids)
             .collect();
         assert_eq!(&written, expected, "key {key}: exactly once, in order");
     }

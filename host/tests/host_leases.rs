@@ -1,7 +1,8 @@
 //! Leases, not trust: a unit whose claim is taken away (reaped while this host
 //! still ran it) is cancelled by the next heartbeat, long before its own
 //! deadline, and the slot goes back to the pool. And the reaper's other duty:
-//! deleting done items once they are older than `retain_done`.
+//! deleting done items once they are older than `retain_done`, and outputs
+//! once they are older than `retain_outputs` (only when it is set).
 
 mod support;
 
@@ -102,5 +103,47 @@ async fn the_reaper_deletes_done_items_past_retain_done_and_keeps_outputs_and_de
         let outputs = store.outputs("echo", &format!("conv-{n}")).await.unwrap();
         assert_eq!(outputs.len(), 1, "conv-{n} keeps its output");
     }
+    host.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_deletes_outputs_past_retain_outputs_and_keeps_the_items() {
+    let db = stores::sqlite().await;
+    let store = db.store.clone();
+    store
+        .enqueue(&host::units("echo", "conv", 10))
+        .await
+        .unwrap();
+    let mut config = host::fast_config(2);
+    config.retain_outputs = Some(Duration::from_secs(2));
+    let host = host::start(store.clone(), config, Arc::new(support::Hang)).await;
+
+    wait_until("the items are worked", Duration::from_secs(30), || async {
+        host::count(&*store, "echo", "done").await == 10
+    })
+    .await;
+    wait_until(
+        "outputs past retain_outputs are deleted",
+        Duration::from_secs(30),
+        || async {
+            for n in 0..10 {
+                if !store
+                    .outputs("echo", &format!("conv-{n}"))
+                    .await
+                    .unwrap()
+                    .is_empty()
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    assert_eq!(
+        host::count(&*store, "echo", "done").await,
+        10,
+        "done items follow retain_done (a day), not retain_outputs"
+    );
     host.shutdown(Duration::from_secs(5)).await;
 }

@@ -45,7 +45,7 @@ async fn assert_exactly_once_in_order(
 ) {
     for (key, expected) in ids {
         let outputs = store.outputs(task_type, key).await.unwrap();
-        let written: Vec<i64> = outputs.iter().flat_map(|(ids, _)| ids.clone()).collect();
+        let written: Vec<i64> = outputs.iter().flat_map(|o| o.item_ids.clone()).collect();
         assert_eq!(
             &written, expected,
             "key {key}: each item must be output exactly once, in id order"
@@ -329,14 +329,23 @@ fn bad_configuration_stops_the_host_naming_the_key_and_creates_nothing() {
 #[test]
 fn sluice_config_prints_the_effective_configuration_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        support::guest_wasm("sluice_plugin_webhook"),
+        dir.path().join("plugins/webhook.wasm"),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("sluice.toml"),
         r#"
-database_url = "postgres://app:hunter2@db.internal/queue"
+database_url = "postgres://app:hunter2@db.internal/queue?sslpassword=pw0rd"
 slots = 3
 [tasks.webhook.config]
 url = "https://hooks.example.com/in"
+callback = "https://bot:t0ken@hooks.example.com/cb?sig=abc123"
 signing_secret = "s3cr3t"
+delivery_token = "tok3n"
+max_tokens = "256"
 [llm.providers.main]
 kind = "openai"
 base_url = "https://user:pa55@llm.internal/v1"
@@ -348,6 +357,11 @@ api_key_env = "MAIN_LLM_KEY"
         .arg("config")
         .current_dir(dir.path())
         .env("SLUICE_LEASE", "45s")
+        .env("MAIN_LLM_KEY", "sk-live-key")
+        .env(
+            "SLUICE_CACHE_DIR",
+            support::target_dir().join("sluice-test-cache"),
+        )
         .env_remove("SLUICE_DATABASE_URL")
         .output()
         .unwrap();
@@ -369,10 +383,26 @@ api_key_env = "MAIN_LLM_KEY"
         Some(5),
         "defaults are shown"
     );
-    for secret in ["hunter2", "s3cr3t", "pa55"] {
+    for secret in [
+        "hunter2",
+        "pw0rd",
+        "s3cr3t",
+        "tok3n",
+        "pa55",
+        "t0ken",
+        "abc123",
+        "sk-live-key",
+    ] {
         assert!(!stdout.contains(secret), "`{secret}` leaked:\n{stdout}");
     }
     assert!(stdout.contains("https://hooks.example.com/in"));
+    assert!(stdout.contains("https://***:***@hooks.example.com/cb?sig=***"));
+    assert!(stdout.contains("postgres://app:***@db.internal/queue"));
+    assert_eq!(
+        shown["tasks"]["webhook"]["config"]["max_tokens"].as_str(),
+        Some("256"),
+        "a count of tokens is not a secret"
+    );
     assert!(
         stdout.contains("MAIN_LLM_KEY"),
         "the key's variable name is shown, not its value"

@@ -23,7 +23,8 @@ use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::{http, llm};
 use sluice::store::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, Item,
-    NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError, WorkSignal, WorkerInfo,
+    NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoredOutput, WorkSignal,
+    WorkerInfo,
 };
 use support::host::{self, count, wait_until};
 use support::stores::{self, TestStore};
@@ -94,7 +95,7 @@ fn items(task_type: &str, key: &str, payloads: &[&str]) -> Vec<NewItem> {
 /// How many outputs name each item, and the most any item has.
 async fn outputs_per_item(db: &TestStore, task_type: &str, key: &str) -> (usize, usize) {
     let outputs = db.store.outputs(task_type, key).await.unwrap();
-    let mut ids: Vec<i64> = outputs.into_iter().flat_map(|(ids, _)| ids).collect();
+    let mut ids: Vec<i64> = outputs.into_iter().flat_map(|o| o.item_ids).collect();
     let total = ids.len();
     ids.sort_unstable();
     let distinct = {
@@ -286,6 +287,9 @@ impl Store for FlakyCompletions {
     async fn pending_migrations(&self) -> sluice::store::Result<usize> {
         self.inner.pending_migrations().await
     }
+    async fn has_schema(&self) -> sluice::store::Result<bool> {
+        self.inner.has_schema().await
+    }
     async fn enqueue(&self, items: &[NewItem]) -> sluice::store::Result<Vec<Enqueued>> {
         self.inner.enqueue(items).await
     }
@@ -367,6 +371,9 @@ impl Store for FlakyCompletions {
     async fn prune_done(&self, age: Duration, limit: u32) -> sluice::store::Result<u64> {
         self.inner.prune_done(age, limit).await
     }
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> sluice::store::Result<u64> {
+        self.inner.prune_outputs(age, limit).await
+    }
     async fn status(&self) -> sluice::store::Result<Status> {
         self.inner.status().await
     }
@@ -377,7 +384,7 @@ impl Store for FlakyCompletions {
         &self,
         task_type: &str,
         work_unit_key: &str,
-    ) -> sluice::store::Result<Vec<(Vec<i64>, Option<String>)>> {
+    ) -> sluice::store::Result<Vec<StoredOutput>> {
         self.inner.outputs(task_type, work_unit_key).await
     }
 }

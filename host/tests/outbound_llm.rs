@@ -398,7 +398,7 @@ async fn a_reset_connection_is_retried_then_reported_as_a_gateway_error() {
 }
 
 #[tokio::test]
-async fn malformed_replies_are_gateway_errors_without_retries() {
+async fn unparseable_replies_carry_the_providers_status_without_retries() {
     let mock = mock().await;
     for kind in KINDS {
         for stream in [false, true] {
@@ -410,16 +410,132 @@ async fn malformed_replies_are_gateway_errors_without_retries() {
                 Duration::from_secs(60),
             )
             .await;
+            // The mock answered 200 with a body that is not JSON: that is
+            // what the plugin hears, not an invented 502.
             match result {
                 Err(Error::Provider(ProviderError {
-                    status: 502,
+                    status: 200,
                     message,
                 })) => {
-                    assert!(message.contains("not valid"), "{message}")
+                    assert!(message.starts_with("unparseable reply: "), "{message}")
                 }
                 other => panic!("{kind:?} {stream}: {other:?}"),
             }
             assert_eq!(requests, 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http_date_retry_after_is_honoured() {
+    for kind in KINDS {
+        // A fresh mock: the counted fault fires once per prompt and server.
+        let mock = mock().await;
+        // Retry-After names the second 3 s from now: the wait is over 2 s
+        // (the date has a one-second resolution), not the 50-200 ms backoff.
+        let (result, elapsed, requests) = complete(
+            &mock,
+            kind,
+            false,
+            "fault:429:date:3*1",
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(result.is_ok(), "{kind:?}: {result:?}");
+        assert_eq!(requests, 2, "the first attempt and one retry");
+        assert!(
+            elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(3) + MARGIN,
+            "{kind:?}: {elapsed:?}"
+        );
+        // And the plugin hears how long the provider asked it to wait.
+        let (result, _, _) = complete(
+            &mock,
+            kind,
+            false,
+            "fault:429:date:30",
+            Duration::from_secs(10),
+        )
+        .await;
+        match result {
+            Err(Error::RateLimited(Some(ms))) => {
+                assert!((28_000..=30_000).contains(&ms), "{kind:?}: {ms} ms")
+            }
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn replies_without_usage_are_accounted_as_unknown_not_zero() {
+    let mock = mock().await;
+    for kind in KINDS {
+        for stream in [true, false] {
+            let net = network(
+                &llm_config(&mock.base_url(), kind, stream),
+                &llm_task("t", "fault:no-usage"),
+            );
+            let ctx = call("t", Duration::from_secs(30));
+            let reply = net
+                .llm(&ctx, ask("Alice met Bob. They talked."))
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?} stream={stream}: {e:?}"));
+            assert_eq!(
+                reply.content, "Summary of 5 words: Alice met Bob. They talked.",
+                "{kind:?} stream={stream}"
+            );
+            let usage = ctx.usage.snapshot();
+            assert_eq!(
+                (
+                    usage.llm_calls,
+                    usage.llm_usage_unknown,
+                    usage.input_tokens,
+                    usage.output_tokens
+                ),
+                (1, 1, 0, 0),
+                "{kind:?} stream={stream}"
+            );
+        }
+    }
+    // A reply with usage is counted, and is not unknown.
+    let net = network(
+        &llm_config(&mock.base_url(), ProviderKind::OpenAi, true),
+        &llm_task("t", "m"),
+    );
+    let ctx = call("t", Duration::from_secs(30));
+    net.llm(&ctx, ask("Alice met Bob. They talked."))
+        .await
+        .unwrap();
+    let usage = ctx.usage.snapshot();
+    assert_eq!(
+        (
+            usage.llm_usage_unknown,
+            usage.input_tokens,
+            usage.output_tokens
+        ),
+        (0, 6, 9)
+    );
+}
+
+#[tokio::test]
+async fn temperature_is_sent_as_the_decimal_the_plugin_gave() {
+    let mock = mock().await;
+    for kind in KINDS {
+        for temperature in [0.2f32, 0.7, 1.3] {
+            let net = network(
+                &llm_config(&mock.base_url(), kind, false),
+                &llm_task("t", "m"),
+            );
+            let mut request = ask("hi");
+            request.temperature = Some(temperature);
+            net.llm(&call("t", Duration::from_secs(30)), request)
+                .await
+                .unwrap();
+            let sent = &mock.requests().pop().unwrap().body["temperature"];
+            assert_eq!(
+                sent.to_string(),
+                temperature.to_string(),
+                "{kind:?}: the wire carries {sent}"
+            );
         }
     }
 }
@@ -563,8 +679,8 @@ async fn config_round_trips_through_toml_with_human_durations() {
         config.providers["local"].timeouts.first_byte,
         Some(Duration::from_secs(2))
     );
-    let printed = toml::to_string(&config.redacted()).unwrap();
-    assert!(!printed.contains("pw"), "{printed}");
+    // `sluice config` hides the password (config::tests covers it).
+    let printed = toml::to_string(&config).unwrap();
     assert!(printed.contains("total = \"10m\""), "{printed}");
     let err =
         toml::from_str::<sluice::outbound::LlmConfig>("[timeouts]\nidel = \"1s\"").unwrap_err();

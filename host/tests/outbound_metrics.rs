@@ -31,10 +31,10 @@ async fn calls_are_counted_by_task_type_provider_and_outcome() {
     recorder
         .install()
         .expect("the only recorder of this process");
-    sluice::outbound::describe_metrics();
 
     let mock = MockLlm::start(Options::default()).await.unwrap();
     let mut tasks = llm_task("summary", "m");
+    tasks.get_mut("summary").unwrap().llm.allowed_models = vec!["fault:no-usage".into()];
     tasks.insert(
         "webhook".into(),
         TaskOutbound {
@@ -52,6 +52,9 @@ async fn calls_are_counted_by_task_type_provider_and_outcome() {
     let ctx = call("summary", Duration::from_secs(30));
     net.llm(&ctx, ask("one two three")).await.unwrap();
     net.llm(&ctx, ask("four five")).await.unwrap();
+    let mut unmetered = ask("six");
+    unmetered.model = Some("fault:no-usage".into());
+    net.llm(&ctx, unmetered).await.unwrap();
     let mut denied = ask("x");
     denied.model = Some("not-allowed".into());
     net.llm(&ctx, denied).await.unwrap_err();
@@ -82,11 +85,12 @@ async fn calls_are_counted_by_task_type_provider_and_outcome() {
         seen,
         [
             r#"sluice_http_requests_total ["outcome=denied", "task_type=webhook"] 1"#,
-            r#"sluice_llm_request_duration_seconds ["provider=mock", "task_type=summary"] 3 samples"#,
+            r#"sluice_llm_request_duration_seconds ["provider=mock", "task_type=summary"] 4 samples"#,
             r#"sluice_llm_requests_total ["outcome=denied", "provider=mock", "task_type=summary"] 1"#,
-            r#"sluice_llm_requests_total ["outcome=ok", "provider=mock", "task_type=summary"] 2"#,
+            r#"sluice_llm_requests_total ["outcome=ok", "provider=mock", "task_type=summary"] 3"#,
             r#"sluice_llm_tokens_total ["direction=input", "task_type=summary"] 7"#,
             r#"sluice_llm_tokens_total ["direction=output", "task_type=summary"] 13"#,
+            r#"sluice_llm_usage_unknown_total ["provider=mock", "task_type=summary"] 1"#,
         ]
     );
 }

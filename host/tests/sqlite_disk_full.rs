@@ -310,14 +310,14 @@ async fn a_full_disk_stops_claims_and_loses_no_finished_outcome() {
     let mut wrong = Vec::new();
     for (key, expected) in &ids {
         let outputs = store.outputs(TASK, key).await.expect("outputs");
-        let written: Vec<i64> = outputs.iter().flat_map(|(ids, _)| ids.clone()).collect();
+        let written: Vec<i64> = outputs.iter().flat_map(|o| o.item_ids.clone()).collect();
         if &written != expected {
             wrong.push(format!("{key}: {written:?} for {expected:?}"));
         }
         committed.extend(
             outputs
                 .iter()
-                .filter_map(|(_, output)| audit::call_of(output.as_deref())),
+                .filter_map(|o| audit::call_of(o.output.as_deref())),
         );
     }
     if !wrong.is_empty() {

@@ -316,9 +316,9 @@ mod cases {
             .unwrap();
         let outputs = store.outputs("echo", "conv").await.unwrap();
         assert_eq!(outputs.len(), 1);
-        assert_eq!(outputs[0].0, [id]);
+        assert_eq!(outputs[0].item_ids, [id]);
         let output: serde_json::Value =
-            serde_json::from_str(outputs[0].1.as_deref().unwrap()).unwrap();
+            serde_json::from_str(outputs[0].output.as_deref().unwrap()).unwrap();
         assert_eq!(output["facts"][0], "a");
         let status = store.status().await.unwrap();
         assert_eq!(count(&status, "echo", "done"), 1);
@@ -746,10 +746,57 @@ mod cases {
         assert_eq!(count(&status, "echo", "pending"), 1);
         // The output stays, and the pending unit is still claimable.
         let outputs = store.outputs("echo", "a").await.unwrap();
-        assert_eq!(outputs, [(ids[..3].to_vec(), Some("true".to_string()))]);
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].item_ids, ids[..3]);
+        assert_eq!(outputs[0].output.as_deref(), Some("true"));
         let claim = claim_one(store, "w", "echo").await;
         assert_eq!(claim.work_unit_key, "c");
         assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap()[0].id, ids[4]);
+    }
+
+    pub async fn outputs_past_their_retention_are_deleted_oldest_first_in_batches(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["a", "a", "a", "a"]).await;
+        // One output per call, the last one stored well after the others.
+        for (n, id) in ids.iter().enumerate() {
+            if n == 3 {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            let claim = claim_one(store, "w", "echo").await;
+            assert_eq!(store.fetch_batch(&claim, ONE).await.unwrap()[0].id, *id);
+            store
+                .complete(&claim, &[*id], Some(&n.to_string()), &[], None)
+                .await
+                .unwrap();
+            store.release(&claim).await.unwrap();
+        }
+
+        assert_eq!(
+            store
+                .prune_outputs(Duration::from_secs(86_400), 100)
+                .await
+                .unwrap(),
+            0
+        );
+        // Older than a second: the first three go, two at a time, oldest first.
+        let second = Duration::from_secs(1);
+        assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 2);
+        let left = store.outputs("echo", "a").await.unwrap();
+        assert_eq!(
+            left,
+            [
+                (vec![ids[2]], Some("2".to_string())),
+                (vec![ids[3]], Some("3".to_string()))
+            ]
+        );
+        assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 1);
+        assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 0);
+        assert_eq!(
+            store.outputs("echo", "a").await.unwrap(),
+            [(vec![ids[3]], Some("3".to_string()))]
+        );
+        // The items themselves are item retention's business.
+        assert_eq!(count(&store.status().await.unwrap(), "echo", "done"), 4);
     }
 
     pub async fn a_dead_letter_retried_during_a_claim_is_not_in_that_claims_batch(t: TestStore) {
@@ -1256,6 +1303,7 @@ both_backends!(
     release_gives_the_unit_back_without_an_attempt,
     writes_are_visible_elsewhere_as_soon_as_they_return,
     done_items_past_the_retention_are_deleted_and_nothing_else,
+    outputs_past_their_retention_are_deleted_oldest_first_in_batches,
     a_dead_letter_retried_during_a_claim_is_not_in_that_claims_batch,
     a_dead_letter_retried_below_a_claims_batch_joins_its_next_batch,
     dead_letters_can_be_retried_and_purged_by_id_key_or_task_type,
@@ -1404,7 +1452,7 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     pool.close().await;
 
     let store = sluice::store::open(&url, Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 3);
+    assert_eq!(store.pending_migrations().await.unwrap(), 4);
     store.migrate().await.unwrap();
     let claim = Claim {
         task_type: "echo".into(),

@@ -231,7 +231,12 @@ async fn postgres_stress_across_processes() {
         let outputs = t.store.outputs("stress", &key).await.unwrap();
         let mut last_id = 0;
         let mut holds: Vec<(u128, u128)> = Vec::new();
-        for (ids, output) in outputs {
+        for sluice::store::StoredOutput {
+            item_ids: ids,
+            output,
+            ..
+        } in outputs
+        {
             for id in &ids {
                 *done_count.entry(*id).or_default() += 1;
                 assert!(*id > last_id, "{key}: item {id} done after item {last_id}");

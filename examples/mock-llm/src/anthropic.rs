@@ -103,15 +103,27 @@ fn event(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-/// A streamed reply, one SSE frame per element.
-pub fn stream(model: &str, reply: &Reply, tool: Option<&str>) -> Vec<String> {
+/// A streamed reply, one SSE frame per element; without `with_usage`, no
+/// event reports token counts.
+pub fn stream(model: &str, reply: &Reply, tool: Option<&str>, with_usage: bool) -> Vec<String> {
+    let mut message = json!({
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+        "content": [], "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+    });
+    let mut delta = json!({"type": "message_delta",
+           "delta": {"stop_reason": stop_reason(reply, tool), "stop_sequence": null},
+           "usage": {"output_tokens": reply.output_tokens}});
+    if !with_usage {
+        for frame in [&mut message, &mut delta] {
+            if let Some(fields) = frame.as_object_mut() {
+                fields.remove("usage");
+            }
+        }
+    }
     let mut frames = vec![event(
         "message_start",
-        json!({"type": "message_start", "message": {
-            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
-        }}),
+        json!({"type": "message_start", "message": message}),
     )];
     let start = match tool {
         Some(name) => json!({"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}),
@@ -136,12 +148,7 @@ pub fn stream(model: &str, reply: &Reply, tool: Option<&str>) -> Vec<String> {
         "content_block_stop",
         json!({"type": "content_block_stop", "index": 0}),
     ));
-    frames.push(event(
-        "message_delta",
-        json!({"type": "message_delta",
-               "delta": {"stop_reason": stop_reason(reply, tool), "stop_sequence": null},
-               "usage": {"output_tokens": reply.output_tokens}}),
-    ));
+    frames.push(event("message_delta", delta));
     frames.push(event("message_stop", json!({"type": "message_stop"})));
     frames
 }

@@ -19,8 +19,12 @@ pub enum Fault {
     Stall,
     /// Send the whole (valid) reply, one byte a second.
     Trickle,
-    /// Answer 429 with a `Retry-After` of this many seconds.
-    RateLimited { retry_after_secs: u64 },
+    /// Answer 429 with a `Retry-After` of this many seconds, as a number or
+    /// as the HTTP date that many seconds from now.
+    RateLimited {
+        retry_after_secs: u64,
+        http_date: bool,
+    },
     /// Answer 500.
     ServerError,
     /// Answer 200 with a body that is not valid JSON (or SSE events that are not).
@@ -29,6 +33,9 @@ pub enum Fault {
     Huge,
     /// Reset the TCP connection before any response bytes.
     Reset,
+    /// Send the whole (valid) reply without any token usage, as servers that
+    /// ignore `stream_options.include_usage` do.
+    NoUsage,
 }
 
 /// A fault and how many matching requests it applies to (`None`: all of them).
@@ -42,8 +49,9 @@ impl FromStr for FaultSpec {
     type Err = String;
 
     /// `MODE` or `MODE*N`, where MODE is `hang`, `stall`, `trickle`, `429`,
-    /// `429:SECONDS`, `500`, `malformed`, `huge` or `reset`, and `*N` limits the
-    /// fault to the first N requests it matches (then requests succeed).
+    /// `429:SECONDS`, `429:date:SECONDS`, `500`, `malformed`, `huge`, `reset`
+    /// or `no-usage`, and `*N` limits the fault to the first N requests it
+    /// matches (then requests succeed).
     fn from_str(spec: &str) -> Result<Self, String> {
         let (mode, times) = match spec.split_once('*') {
             Some((mode, n)) => {
@@ -60,21 +68,31 @@ impl FromStr for FaultSpec {
             "trickle" => Fault::Trickle,
             "429" => Fault::RateLimited {
                 retry_after_secs: 1,
+                http_date: false,
             },
             "500" => Fault::ServerError,
             "malformed" => Fault::Malformed,
             "huge" => Fault::Huge,
             "reset" => Fault::Reset,
+            "no-usage" => Fault::NoUsage,
             other => match other.strip_prefix("429:") {
-                Some(secs) => Fault::RateLimited {
-                    retry_after_secs: secs
-                        .parse()
-                        .map_err(|_| format!("`{secs}` is not a number of seconds"))?,
-                },
+                Some(after) => {
+                    let (secs, http_date) = match after.strip_prefix("date:") {
+                        Some(secs) => (secs, true),
+                        None => (after, false),
+                    };
+                    Fault::RateLimited {
+                        retry_after_secs: secs
+                            .parse()
+                            .map_err(|_| format!("`{secs}` is not a number of seconds"))?,
+                        http_date,
+                    }
+                }
                 None => {
                     return Err(format!(
                         "unknown fault mode `{other}` (expected hang, stall, trickle, 429, \
-                         429:SECONDS, 500, malformed, huge or reset, optionally followed by *N)"
+                         429:SECONDS, 429:date:SECONDS, 500, malformed, huge, reset or no-usage, \
+                         optionally followed by *N)"
                     ));
                 }
             },
@@ -89,11 +107,19 @@ impl fmt::Display for FaultSpec {
             Fault::Hang => f.write_str("hang")?,
             Fault::Stall => f.write_str("stall")?,
             Fault::Trickle => f.write_str("trickle")?,
-            Fault::RateLimited { retry_after_secs } => write!(f, "429:{retry_after_secs}")?,
+            Fault::RateLimited {
+                retry_after_secs,
+                http_date: false,
+            } => write!(f, "429:{retry_after_secs}")?,
+            Fault::RateLimited {
+                retry_after_secs,
+                http_date: true,
+            } => write!(f, "429:date:{retry_after_secs}")?,
             Fault::ServerError => f.write_str("500")?,
             Fault::Malformed => f.write_str("malformed")?,
             Fault::Huge => f.write_str("huge")?,
             Fault::Reset => f.write_str("reset")?,
+            Fault::NoUsage => f.write_str("no-usage")?,
         }
         match self.times {
             Some(n) => write!(f, "*{n}"),
@@ -187,7 +213,15 @@ mod tests {
     #[test]
     fn specs_parse_and_print_back() {
         for spec in [
-            "hang", "stall*2", "429:7", "500*1", "reset", "huge", "trickle",
+            "hang",
+            "stall*2",
+            "429:7",
+            "429:date:3*1",
+            "500*1",
+            "reset",
+            "huge",
+            "trickle",
+            "no-usage",
         ] {
             let parsed: FaultSpec = spec.parse().unwrap();
             let expected = if spec == "429" { "429:1" } else { spec };
@@ -196,7 +230,8 @@ mod tests {
         assert_eq!(
             "429".parse::<FaultSpec>().unwrap().fault,
             Fault::RateLimited {
-                retry_after_secs: 1
+                retry_after_secs: 1,
+                http_date: false,
             }
         );
         assert!("melt".parse::<FaultSpec>().is_err());

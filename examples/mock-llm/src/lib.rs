@@ -13,7 +13,7 @@ mod reply;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -296,18 +296,31 @@ async fn handle(
         body: body.clone(),
     });
 
+    let mut with_usage = true;
     let delivery = match fault.map(|f| f.fault) {
         None => Delivery::Whole,
+        Some(Fault::NoUsage) => {
+            with_usage = false;
+            Delivery::Whole
+        }
         Some(Fault::Hang) => std::future::pending().await,
         Some(Fault::Reset) => {
             reset.0.notify_one();
             std::future::pending().await
         }
-        Some(Fault::RateLimited { retry_after_secs }) => {
+        Some(Fault::RateLimited {
+            retry_after_secs,
+            http_date,
+        }) => {
             let mut response = error(api, StatusCode::TOO_MANY_REQUESTS, "rate limited (mock)");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            let value = if http_date {
+                let at = SystemTime::now() + Duration::from_secs(retry_after_secs);
+                HeaderValue::from_str(&httpdate::fmt_http_date(at))
+                    .expect("an HTTP date is a valid header value")
+            } else {
+                HeaderValue::from(retry_after_secs)
+            };
+            response.headers_mut().insert(header::RETRY_AFTER, value);
             return response;
         }
         Some(Fault::ServerError) => {
@@ -334,8 +347,8 @@ async fn handle(
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let frames = match api {
-            Api::OpenAi => openai::stream(&model, &answer, include_usage),
-            Api::Anthropic => anthropic::stream(&model, &answer, tool.as_deref()),
+            Api::OpenAi => openai::stream(&model, &answer, include_usage && with_usage),
+            Api::Anthropic => anthropic::stream(&model, &answer, tool.as_deref(), with_usage),
         };
         respond(
             "text/event-stream",
@@ -343,10 +356,13 @@ async fn handle(
             delivery,
         )
     } else {
-        let json = match api {
+        let mut json = match api {
             Api::OpenAi => openai::completion(&model, &answer),
             Api::Anthropic => anthropic::message(&model, &answer, tool.as_deref()),
         };
+        if !with_usage && let Some(reply) = json.as_object_mut() {
+            reply.remove("usage");
+        }
         respond(
             "application/json",
             vec![Bytes::from(json.to_string())],

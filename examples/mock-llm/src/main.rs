@@ -14,8 +14,9 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8089")]
     listen: SocketAddr,
     /// A fault for every request that picks none of its own: hang, stall,
-    /// trickle, 429, 429:SECONDS, 500, malformed, huge or reset, optionally
-    /// with *N to fault only the first N requests per prompt.
+    /// trickle, 429, 429:SECONDS, 429:date:SECONDS, 500, malformed, huge,
+    /// reset or no-usage, optionally with *N to fault only the first N
+    /// requests per prompt.
     #[arg(long, value_name = "MODE")]
     fault: Option<FaultSpec>,
     /// TEXT=MODE: requests whose last user message contains TEXT get MODE

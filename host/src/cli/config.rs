@@ -1,12 +1,14 @@
 //! `sluice config`: the effective configuration (defaults, file and
-//! environment merged) as TOML, with secrets replaced by `***`. Exits 2 with
-//! the offending key when the configuration is invalid.
+//! environment merged) as TOML, with secrets replaced by `***`. It checks
+//! exactly what `sluice run` checks before opening the database
+//! ([`preflight`]), plugins included, and exits 2 naming what is wrong.
 
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::database::DatabaseArgs;
+use super::preflight;
 
 #[derive(Debug, Args)]
 pub struct ShowConfigArgs {
@@ -16,6 +18,7 @@ pub struct ShowConfigArgs {
 
 pub async fn run(args: ShowConfigArgs) -> anyhow::Result<ExitCode> {
     let config = args.database.load_config()?;
-    print!("{}", toml::to_string(&config.redacted())?);
+    preflight::check(&config).await?;
+    print!("{}", toml::to_string(&config.redacted()?)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,6 @@
-//! `sluice dead list|show|retry|purge`: the dead-letter queue.
+//! `sluice dead list|show|retry|purge`: the dead-letter queue. `list` prints
+//! JSON lines; `show` prints one dead letter for a person (times in RFC 3339),
+//! or with `--json` as JSON (times in epoch milliseconds).
 
 use std::process::ExitCode;
 
@@ -6,7 +8,8 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use super::database::DatabaseArgs;
-use crate::store::DeadFilter;
+use super::times::rfc3339;
+use crate::store::{DeadFilter, DeadItem};
 
 #[derive(Debug, Args)]
 pub struct DeadArgs {
@@ -26,7 +29,12 @@ enum DeadCommand {
         limit: u32,
     },
     /// Show one dead letter with its payload and error history.
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// Print JSON, with times as epoch milliseconds.
+        #[arg(long)]
+        json: bool,
+    },
     /// Put dead letters back to pending, attempts reset.
     Retry {
         #[command(flatten)]
@@ -73,17 +81,18 @@ impl FilterArgs {
 }
 
 pub async fn run(args: DeadArgs) -> anyhow::Result<ExitCode> {
-    let store = args.database.open().await?;
+    let store = args.database.open_existing().await?;
     match args.command {
         DeadCommand::List { filter, limit } => {
             for item in store.dead_list(filter.filter().as_ref(), limit).await? {
                 println!("{}", serde_json::to_string(&item)?);
             }
         }
-        DeadCommand::Show { id } => {
+        DeadCommand::Show { id, json } => {
             match store.dead_list(Some(&DeadFilter::Id(id)), 1).await?.pop() {
-                Some(item) => println!("{}", serde_json::to_string_pretty(&item)?),
-                None => bail!("no dead letter with id {id}"),
+                Some(item) if json => println!("{}", serde_json::to_string_pretty(&item)?),
+                Some(item) => print!("{}", describe(&item)?),
+                None => bail!("no dead letter with id {id}; `sluice dead list` shows the ids"),
             }
         }
         DeadCommand::Retry { filter } => {
@@ -96,4 +105,33 @@ pub async fn run(args: DeadArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One dead letter as `dead show` prints it for a person.
+fn describe(item: &DeadItem) -> anyhow::Result<String> {
+    let mut text = format!(
+        "dead letter {}\ntask type:     {}\nwork unit key: {}\nattempts:      {}\ncreated:       {}\n",
+        item.id,
+        item.task_type,
+        item.work_unit_key,
+        item.attempts,
+        rfc3339(item.created_at_ms)
+    );
+    if let Some(finished) = item.finished_at_ms {
+        text += &format!("dead since:    {}\n", rfc3339(finished));
+    }
+    if let Some(error) = &item.last_error {
+        text += &format!("last error:    {error}\n");
+    }
+    text += &format!(
+        "payload:\n{}\n",
+        serde_json::to_string_pretty(&item.payload)?
+    );
+    text += "errors:\n";
+    for failure in item.errors.as_array().into_iter().flatten() {
+        let at = failure["at_ms"].as_i64().map(rfc3339).unwrap_or_default();
+        let error = failure["error"].as_str().unwrap_or_default();
+        text += &format!("  attempt {} at {at}: {error}\n", failure["attempt"]);
+    }
+    Ok(text)
 }

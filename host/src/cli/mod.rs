@@ -14,8 +14,10 @@ mod logging;
 mod migrate;
 mod outputs;
 mod plugins;
+mod preflight;
 mod run;
 mod status;
+mod times;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
-//! `sluice run`: the host. Loads and checks the configuration, the database
-//! and the plugins (any problem stops it before it claims anything), then runs
-//! the pool and the health listener until SIGTERM or SIGINT.
+//! `sluice run`: the host. Loads and checks the configuration and the plugins
+//! ([`preflight`], the checks `sluice config` makes too), then the database
+//! (any problem stops it before it claims anything), then runs the pool and
+//! the health listener until SIGTERM or SIGINT.
 //!
 //! The first signal drains: no new claims, running units get
 //! `shutdown_grace` to finish, then are cancelled and released without an
@@ -14,8 +15,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::database::{self, DatabaseArgs};
+use super::preflight::{self, Checked};
 use crate::api;
-use crate::runtime::{Registry, Runtime, RuntimeConfig};
 use crate::store::WorkerInfo;
 use crate::worker::{Host, HostParts, shutdown};
 
@@ -27,36 +28,16 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = args.database.load_config()?;
-    config.check_plugins_dir()?;
-    let listen = config.listen_addr()?;
-    let network = config.network()?;
+    let Checked {
+        listen,
+        network,
+        runtime: _runtime,
+        registry,
+    } = preflight::check(&config).await?;
     crate::runtime::log_budget::set_host_rate(config.limits.log_bytes_per_second);
-    if api::metrics::install() {
-        crate::outbound::describe_metrics();
-    }
+    api::metrics::install();
 
     let store = database::open(&config).await?;
-    let runtime = Runtime::new(RuntimeConfig {
-        slots: config.slots,
-        max_memory_bytes: config.max_memory_bytes(),
-        cache_dir: config
-            .cache_dir
-            .clone()
-            .or_else(crate::runtime::engine::default_cache_dir),
-        ..RuntimeConfig::default()
-    })?;
-    let registry = Registry::load(&runtime, &config.plugins_dir)
-        .await
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-            anyhow::anyhow!("cannot load the plugins:\n{}", lines.join("\n"))
-        })?;
-    if registry.plugins().is_empty() {
-        anyhow::bail!(
-            "no plugins in {}: build them for wasm32-wasip2 and copy the .wasm files there",
-            config.plugins_dir.display()
-        );
-    }
     for plugin in registry.plugins() {
         tracing::info!(
             plugin = %plugin.name,
@@ -88,7 +69,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     shutdown::first_signal()
         .await
         .context("cannot wait for signals")?;
-    tracing::info!(grace = ?grace, "shutting down: finishing running units (signal again to exit at once)");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: finishing running units (signal again to exit at once)"
+    );
     tokio::select! {
         () = host.shutdown(grace) => Ok(ExitCode::SUCCESS),
         () = shutdown::second_signal() => {

@@ -16,7 +16,7 @@ pub struct StatusArgs {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = args.database.open().await?;
+    let store = args.database.open_existing().await?;
     let status = store.status().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);

@@ -9,10 +9,14 @@
 //!
 //! An unknown key in the file, a value of the wrong type or out of range, and a
 //! missing plugins folder each stop the host with an error naming the key.
-//! Durations are written like `500ms`, `30s` or `10m`.
+//! Durations are written like `500ms`, `30s` or `10m`. Relative paths in the
+//! file start at the file's folder.
 
 mod limits;
+mod paths;
+mod redact;
 mod task;
+mod wording;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +32,8 @@ use crate::runtime::EnqueuePolicy;
 use crate::runtime::limits::CallLimits;
 
 pub use limits::Limits;
+pub use paths::sqlite_file;
+pub use redact::redact_url;
 pub use task::{TaskSection, TaskSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -74,6 +80,14 @@ pub struct Config {
     /// pending, are kept before the reaper deletes them.
     #[serde(with = "humantime_serde")]
     pub retain_idle: Duration,
+    /// How long outputs are kept; the reaper deletes older ones. Unset (the
+    /// default) keeps them forever; `sluice outputs purge` deletes on demand.
+    #[serde(
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub retain_outputs: Option<Duration>,
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
     /// Database connections per process.
@@ -110,6 +124,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             retain_done: Duration::from_secs(24 * 60 * 60),
             retain_idle: Duration::from_secs(60 * 60),
+            retain_outputs: None,
             max_payload_bytes: crate::store::DEFAULT_MAX_PAYLOAD_BYTES,
             max_connections: 16,
             listen: "127.0.0.1:9464".into(),
@@ -127,10 +142,11 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("the configuration file {0} does not exist; pass an existing file to --config")]
     MissingFile(PathBuf),
-    #[error("invalid configuration: {0}")]
-    Parse(Box<figment::Error>),
     #[error("invalid configuration: `{key}`: {message}")]
     Invalid { key: String, message: String },
+    /// A file that cannot be read as a configuration at all.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl ConfigError {
@@ -158,6 +174,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shutdown_grace",
     "retain_done",
     "retain_idle",
+    "retain_outputs",
     "max_payload_bytes",
     "max_connections",
     "listen",
@@ -189,10 +206,9 @@ impl Config {
                 .iter()
                 .any(|known| known.eq_ignore_ascii_case(top))
         });
-        let config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(|err| ConfigError::Parse(Box::new(err)))?;
+        let figment = figment.merge(env);
+        let mut config: Config = figment.extract().map_err(wording::describe)?;
+        paths::resolve_against_file(&mut config, &figment);
         config.validate()?;
         Ok(config)
     }
@@ -207,7 +223,7 @@ impl Config {
                 "database_url",
                 format!(
                     "`{}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB",
-                    crate::store::redact(&self.database_url)
+                    redact_url(&self.database_url)
                 ),
             ));
         }
@@ -230,6 +246,9 @@ impl Config {
         }
         at_most("retain_done", self.retain_done, MAX_RETENTION)?;
         at_most("retain_idle", self.retain_idle, MAX_RETENTION)?;
+        if let Some(retain_outputs) = self.retain_outputs {
+            at_most("retain_outputs", retain_outputs, MAX_RETENTION)?;
+        }
         at_least("lease", self.lease, Duration::from_secs(1))?;
         at_least(
             "heartbeat_interval",
@@ -394,27 +413,20 @@ impl Config {
             << 20
     }
 
-    /// This configuration with secrets replaced by `***`, for printing.
-    pub fn redacted(&self) -> Self {
-        let mut shown = self.clone();
-        shown.database_url = crate::store::redact(&self.database_url);
-        shown.llm = self.llm.redacted();
-        for section in shown.tasks.values_mut() {
-            for (key, value) in section.config.iter_mut() {
-                if task::looks_secret(key) {
-                    *value = "***".into();
-                }
-            }
-        }
-        shown
+    /// This configuration as TOML, for printing: every value of a key that
+    /// looks secret, and the credentials in every URL, replaced by `***`.
+    pub fn redacted(&self) -> Result<toml::Value, toml::ser::Error> {
+        let mut shown = toml::Value::try_from(self)?;
+        redact::redact_tree(&mut shown);
+        Ok(shown)
     }
 }
 
 /// The longest interval, lease or grace period accepted: a day.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// The longest `retain_done`: a hundred years, in effect "keep everything",
+/// The longest retention: a hundred years, in effect "keep everything",
 /// and still a number of milliseconds every database can subtract.
-const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
     if value > max {

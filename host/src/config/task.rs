@@ -202,12 +202,3 @@ impl TaskSection {
         Ok(())
     }
 }
-
-/// Whether a plugin config key probably holds a secret, so `sluice config`
-/// prints `***` instead of its value.
-pub(super) fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["secret", "token", "password", "key", "credential"]
-        .iter()
-        .any(|word| key.contains(word))
-}

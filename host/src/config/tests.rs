@@ -38,6 +38,23 @@ fn defaults_match_the_documentation() {
     assert_eq!(config.defaults.timeout, Duration::from_secs(600));
     assert_eq!(config.listen, "127.0.0.1:9464");
     assert_eq!(config.retain_done, Duration::from_secs(86_400));
+    assert_eq!(config.retain_outputs, None, "outputs are kept unless asked");
+}
+
+#[test]
+fn outputs_retention_is_read_from_the_file_or_the_environment() {
+    let config = load("retain_outputs = \"30days\"", &[]).unwrap();
+    assert_eq!(
+        config.retain_outputs,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+    let config = load("", &[("SLUICE_RETAIN_OUTPUTS", "2h")]).unwrap();
+    assert_eq!(config.retain_outputs, Some(Duration::from_secs(7200)));
+    let err = message(load("retain_outputs = \"200years\"", &[]));
+    assert!(
+        err.contains("`retain_outputs`") && err.contains("at most"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -76,6 +93,91 @@ fn an_unknown_key_is_named() {
     assert!(err.contains("slotz"), "{err}");
     let err = message(load("[tasks.summary]\ntimeuot = \"1s\"", &[]));
     assert!(err.contains("timeuot"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_names_the_closest_valid_one() {
+    let err = message(load("slotz = 3", &[]));
+    assert!(
+        err.contains("`slotz`: is not a known key (in ") && err.contains("did you mean `slots`?"),
+        "{err}"
+    );
+    let err = message(load("[tasks.summary]\ntimeuot = \"1s\"", &[]));
+    assert!(
+        err.contains("`tasks.summary.timeuot`") && err.contains("did you mean `timeout`?"),
+        "{err}"
+    );
+    let err = message(load("", &[("SLUICE_DEFAULTS__MAX_ATEMPTS", "3")]));
+    assert!(
+        err.contains("the environment variable SLUICE_DEFAULTS__MAX_ATEMPTS")
+            && err.contains("did you mean `max_attempts`?"),
+        "{err}"
+    );
+    let err = message(load("slots = = 3", &[]));
+    assert!(
+        err.starts_with("invalid configuration (in ") && err.contains("TOML parse error"),
+        "{err}"
+    );
+    let err = message(load("[limits]\nqqqq = 1", &[]));
+    assert!(
+        err.contains("the keys here are") && err.contains("`max_output_bytes`"),
+        "nothing is close, so every key is listed: {err}"
+    );
+}
+
+#[test]
+fn a_bad_duration_says_which_forms_are_accepted() {
+    for (toml, key) in [
+        ("lease = \"soon\"", "`lease`: \"soon\" is not a duration"),
+        (
+            "[defaults]\ntimeout = 30",
+            "`defaults.timeout`: signed int `30` is not a duration",
+        ),
+        (
+            "[llm.timeouts]\nidle = \"5 parsecs\"",
+            "`llm.timeouts.idle`",
+        ),
+        (
+            "[tasks.a]\ngate_max_wait = \"1x\"",
+            "`tasks.a.gate_max_wait`",
+        ),
+    ] {
+        let err = message(load(toml, &[]));
+        assert!(
+            err.contains(key) && err.contains("\"500ms\", \"30s\", \"10m\""),
+            "{toml}: {err}"
+        );
+    }
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's `Jail` closure signature is fixed
+fn relative_paths_in_the_file_start_at_its_folder() {
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("etc")?;
+        jail.create_dir("etc/plugins")?;
+        jail.create_file(
+            "etc/sluice.toml",
+            "plugins_dir = \"plugins\"\ncache_dir = \"/var/cache/sluice\"\ndatabase_url = \"sqlite:q.db?mode=rwc\"",
+        )?;
+        let config = Config::load(Some(std::path::Path::new("etc/sluice.toml"))).unwrap();
+        assert_eq!(config.plugins_dir, std::path::Path::new("etc/plugins"));
+        assert_eq!(
+            config.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/cache/sluice")),
+            "absolute paths stay"
+        );
+        assert_eq!(config.database_url, "sqlite://etc/q.db?mode=rwc");
+        jail.set_env("SLUICE_PLUGINS_DIR", "mine");
+        let config = Config::load(Some(std::path::Path::new("etc/sluice.toml"))).unwrap();
+        assert_eq!(
+            config.plugins_dir,
+            std::path::Path::new("mine"),
+            "the environment's paths are the working directory's"
+        );
+        Ok(())
+    });
 }
 
 #[test]
@@ -145,12 +247,51 @@ fn secrets_are_redacted_for_printing() {
         &[],
     )
     .unwrap();
-    let shown = toml::to_string(&config.redacted()).unwrap();
+    let shown = toml::to_string(&config.redacted().unwrap()).unwrap();
     assert!(
         !shown.contains("hunter2") && !shown.contains("s3cr3t"),
         "{shown}"
     );
     assert!(shown.contains("https://hooks.example.com/x"), "{shown}");
+}
+
+#[test]
+fn credentials_are_redacted_in_every_url_and_secret_key() {
+    let config = load(
+        r#"
+        database_url = "postgres://app@db/queue?password=hunter2"
+        [tasks.webhook.config]
+        url = "https://bot:t0ken@hooks.example.com/x?sig=abc123"
+        delivery_token = "tok3n"
+        db_password = "pw"
+        max_tokens = "256"
+        [llm.providers.main]
+        kind = "openai"
+        base_url = "https://user:pa55@llm.example/v1"
+        api_key_env = "MAIN_KEY"
+        "#,
+        &[],
+    )
+    .unwrap();
+    let shown = config.redacted().unwrap();
+    let text = toml::to_string(&shown).unwrap();
+    for secret in ["hunter2", "t0ken", "abc123", "tok3n", "\"pw\"", "pa55"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert_eq!(
+        shown["database_url"].as_str(),
+        Some("postgres://app@db/queue?password=***")
+    );
+    let webhook = &shown["tasks"]["webhook"]["config"];
+    assert_eq!(
+        webhook["url"].as_str(),
+        Some("https://***:***@hooks.example.com/x?sig=***")
+    );
+    assert_eq!(webhook["max_tokens"].as_str(), Some("256"));
+    assert_eq!(
+        shown["llm"]["providers"]["main"]["api_key_env"].as_str(),
+        Some("MAIN_KEY")
+    );
 }
 
 #[test]

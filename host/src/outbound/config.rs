@@ -37,38 +37,6 @@ impl Default for LlmConfig {
     }
 }
 
-impl LlmConfig {
-    /// This configuration with credentials taken out of every `base_url`
-    /// (userinfo and query), for printing.
-    pub fn redacted(&self) -> Self {
-        let mut out = self.clone();
-        for provider in out.providers.values_mut() {
-            if let Some(base_url) = &provider.base_url {
-                provider.base_url = Some(redact_url(base_url));
-            }
-        }
-        out
-    }
-}
-
-/// `url` without its password, username or query values; left as is when it
-/// does not parse (validation rejects it anyway).
-fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_owned();
-    };
-    if !parsed.username().is_empty() {
-        let _ = parsed.set_username("redacted");
-    }
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("redacted"));
-    }
-    if parsed.query().is_some() {
-        parsed.set_query(Some("redacted"));
-    }
-    parsed.to_string()
-}
-
 /// Which API a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum ProviderKind {
@@ -293,24 +261,6 @@ pub(crate) fn positive(key: &str, value: Duration) -> Result<(), OutboundConfigE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_removes_userinfo_and_query() {
-        let mut config = LlmConfig::default();
-        config.providers.insert(
-            "p".into(),
-            ProviderConfig {
-                kind: ProviderKind::OpenAi,
-                base_url: Some("https://user:secret@llm.example/v1?key=k".into()),
-                api_key_env: None,
-                stream: false,
-                timeouts: TimeoutOverrides::default(),
-            },
-        );
-        let url = config.redacted().providers["p"].base_url.clone().unwrap();
-        assert_eq!(url, "https://redacted:redacted@llm.example/v1?redacted");
-        assert!(!url.contains("secret"));
-    }
 
     #[test]
     fn overrides_replace_only_what_they_set() {

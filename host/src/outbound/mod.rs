@@ -27,7 +27,7 @@ pub use config::{
     TaskHttpConfig, TaskLlmConfig, TaskOutbound, TimeoutOverrides,
 };
 pub use llm::SchemaLimits;
-pub use usage::{Usage, UsageMeter, describe_metrics};
+pub use usage::{Usage, UsageMeter};
 
 use crate::imports::{CallContext, Outbound};
 use crate::runtime::bindings::{http as wit_http, llm as wit_llm};

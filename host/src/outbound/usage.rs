@@ -24,7 +24,20 @@ struct Counters {
     llm_latency_us: AtomicU64,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
+    llm_usage_unknown: AtomicU64,
     http_requests: AtomicU64,
+}
+
+/// The tokens one `llm.complete` call used, as far as the provider said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LlmTokens {
+    /// The provider reported them.
+    Reported { input: u32, output: u32 },
+    /// A reply came, but the provider did not say how many tokens it used
+    /// (some servers send no usage in streams).
+    Unknown,
+    /// The call failed: no reply to count.
+    NoReply,
 }
 
 /// A reading of a [`UsageMeter`].
@@ -36,8 +49,13 @@ pub struct Usage {
     pub llm_retries: u64,
     /// Wall time spent in `llm.complete`, retries and backoff included.
     pub llm_latency_ms: u64,
+    /// Tokens of the replies whose provider reported them.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Replies whose provider did not report their tokens: they are missing
+    /// from `input_tokens` and `output_tokens`, not counted as zero.
+    #[serde(default)]
+    pub llm_usage_unknown: u64,
     /// `http.send` calls, whatever their outcome.
     pub http_requests: u64,
 }
@@ -56,19 +74,26 @@ impl UsageMeter {
             llm_latency_ms: c.llm_latency_us.load(Ordering::Relaxed) / 1000,
             input_tokens: c.input_tokens.load(Ordering::Relaxed),
             output_tokens: c.output_tokens.load(Ordering::Relaxed),
+            llm_usage_unknown: c.llm_usage_unknown.load(Ordering::Relaxed),
             http_requests: c.http_requests.load(Ordering::Relaxed),
         }
     }
 
-    pub(crate) fn record_llm(&self, latency: Duration, retries: u32, tokens: Option<(u32, u32)>) {
+    pub(crate) fn record_llm(&self, latency: Duration, retries: u32, tokens: LlmTokens) {
         let c = &self.0;
         c.llm_calls.fetch_add(1, Ordering::Relaxed);
         c.llm_retries.fetch_add(retries.into(), Ordering::Relaxed);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         c.llm_latency_us.fetch_add(micros, Ordering::Relaxed);
-        if let Some((input, output)) = tokens {
-            c.input_tokens.fetch_add(input.into(), Ordering::Relaxed);
-            c.output_tokens.fetch_add(output.into(), Ordering::Relaxed);
+        match tokens {
+            LlmTokens::Reported { input, output } => {
+                c.input_tokens.fetch_add(input.into(), Ordering::Relaxed);
+                c.output_tokens.fetch_add(output.into(), Ordering::Relaxed);
+            }
+            LlmTokens::Unknown => {
+                c.llm_usage_unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            LlmTokens::NoReply => {}
         }
     }
 
@@ -77,7 +102,8 @@ impl UsageMeter {
     }
 }
 
-/// Metric names, for exporters and dashboards.
+/// Metric names, for exporters and dashboards (described, with the host's
+/// other metrics, in [`crate::api::metrics::METRICS`]).
 pub mod metric {
     /// Counter: `llm.complete` calls by `task_type`, `provider`, `outcome`.
     pub const LLM_REQUESTS: &str = "sluice_llm_requests_total";
@@ -85,29 +111,10 @@ pub mod metric {
     pub const LLM_DURATION: &str = "sluice_llm_request_duration_seconds";
     /// Counter: tokens by `task_type`, `direction` (`input` or `output`).
     pub const LLM_TOKENS: &str = "sluice_llm_tokens_total";
+    /// Counter: replies without a token count by `task_type`, `provider`.
+    pub const LLM_USAGE_UNKNOWN: &str = "sluice_llm_usage_unknown_total";
     /// Counter: `http.send` calls by `task_type`, `outcome`.
     pub const HTTP_REQUESTS: &str = "sluice_http_requests_total";
-}
-
-/// Registers descriptions of the outbound metrics with the installed recorder.
-pub fn describe_metrics() {
-    metrics::describe_counter!(
-        metric::LLM_REQUESTS,
-        "LLM calls made by plugins, by task type, provider and outcome"
-    );
-    metrics::describe_histogram!(
-        metric::LLM_DURATION,
-        metrics::Unit::Seconds,
-        "Latency of LLM calls made by plugins, retries included"
-    );
-    metrics::describe_counter!(
-        metric::LLM_TOKENS,
-        "LLM tokens used by plugins, by task type and direction"
-    );
-    metrics::describe_counter!(
-        metric::HTTP_REQUESTS,
-        "HTTP requests made by plugins, by task type and outcome"
-    );
 }
 
 /// Records one finished `llm.complete` call.
@@ -116,18 +123,25 @@ pub(crate) fn llm_metrics(
     provider: &str,
     outcome: &'static str,
     latency: Duration,
-    tokens: Option<(u32, u32)>,
+    tokens: LlmTokens,
 ) {
     let (task_type, provider) = (task_type.to_owned(), provider.to_owned());
     metrics::counter!(metric::LLM_REQUESTS, "task_type" => task_type.clone(), "provider" => provider.clone(), "outcome" => outcome)
         .increment(1);
-    metrics::histogram!(metric::LLM_DURATION, "task_type" => task_type.clone(), "provider" => provider)
+    metrics::histogram!(metric::LLM_DURATION, "task_type" => task_type.clone(), "provider" => provider.clone())
         .record(latency.as_secs_f64());
-    if let Some((input, output)) = tokens {
-        metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "direction" => "input")
-            .increment(input.into());
-        metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "direction" => "output")
-            .increment(output.into());
+    match tokens {
+        LlmTokens::Reported { input, output } => {
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "direction" => "input")
+                .increment(input.into());
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "direction" => "output")
+                .increment(output.into());
+        }
+        LlmTokens::Unknown => {
+            metrics::counter!(metric::LLM_USAGE_UNKNOWN, "task_type" => task_type, "provider" => provider)
+                .increment(1);
+        }
+        LlmTokens::NoReply => {}
     }
 }
 
@@ -145,17 +159,26 @@ mod tests {
     fn clones_share_counters() {
         let meter = UsageMeter::new();
         let clone = meter.clone();
-        clone.record_llm(Duration::from_millis(1500), 2, Some((10, 4)));
-        clone.record_llm(Duration::from_millis(500), 0, None);
+        clone.record_llm(
+            Duration::from_millis(1500),
+            2,
+            LlmTokens::Reported {
+                input: 10,
+                output: 4,
+            },
+        );
+        clone.record_llm(Duration::from_millis(500), 0, LlmTokens::NoReply);
+        clone.record_llm(Duration::from_millis(1000), 0, LlmTokens::Unknown);
         meter.record_http();
         assert_eq!(
             meter.snapshot(),
             Usage {
-                llm_calls: 2,
+                llm_calls: 3,
                 llm_retries: 2,
-                llm_latency_ms: 2000,
+                llm_latency_ms: 3000,
                 input_tokens: 10,
                 output_tokens: 4,
+                llm_usage_unknown: 1,
                 http_requests: 1,
             }
         );

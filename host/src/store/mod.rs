@@ -43,10 +43,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::redact_url;
+
 pub use backoff::RetryPolicy;
 
 /// Largest payload accepted by default: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Rows deleted per statement by retention and purges: small enough that each
+/// delete is a short transaction beside the hosts' own writes.
+pub const DELETE_BATCH: u32 = 1_000;
 
 /// An item to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -231,6 +237,16 @@ pub struct DeadItem {
     pub finished_at_ms: Option<i64>,
 }
 
+/// What one call returned for a unit, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOutput {
+    /// The items the call completed.
+    pub item_ids: Vec<i64>,
+    /// The output JSON, if the call returned one.
+    pub output: Option<String>,
+    pub created_at_ms: i64,
+}
+
 /// Depth and oldest age of items for one task type and state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueDepth {
@@ -348,6 +364,10 @@ pub trait Store: Send + Sync + 'static {
     /// How many migrations this binary has that the database lacks.
     async fn pending_migrations(&self) -> Result<usize>;
 
+    /// Whether Sluice's tables exist here at all (`migrate` ran once): what
+    /// tells a database with a pending migration from the wrong database.
+    async fn has_schema(&self) -> Result<bool>;
+
     /// Enqueues `items` in one transaction, after checking all of them: one bad
     /// item and nothing is written. Returns one result per item, in order.
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>>;
@@ -431,18 +451,19 @@ pub trait Store: Send + Sync + 'static {
     /// oldest first; their outputs stay. Returns how many were deleted.
     async fn prune_done(&self, age: Duration, limit: u32) -> Result<u64>;
 
+    /// Deletes up to `limit` outputs stored more than `age` ago, oldest
+    /// first; rows another process is deleting are skipped. Returns how many
+    /// were deleted.
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64>;
+
     async fn status(&self) -> Result<Status>;
 
     /// A signal that fires when new work is enqueued, if the backend has one
     /// (Postgres `LISTEN/NOTIFY`); `None` means the caller must poll.
     async fn work_signal(&self) -> Result<Option<Box<dyn WorkSignal>>>;
 
-    /// The outputs stored for a unit, oldest first, as (item ids, output JSON).
-    async fn outputs(
-        &self,
-        task_type: &str,
-        work_unit_key: &str,
-    ) -> Result<Vec<(Vec<i64>, Option<String>)>>;
+    /// The outputs stored for a unit, oldest first.
+    async fn outputs(&self, task_type: &str, work_unit_key: &str) -> Result<Vec<StoredOutput>>;
 }
 
 /// Wakes an idle host when items are enqueued, from any process.
@@ -506,20 +527,6 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(postgres::PostgresStore::open(url, options).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(redact(url)))
-    }
-}
-
-/// A database URL with any password replaced by `***`, for messages and logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
 }

@@ -320,12 +320,24 @@ where
             shared.health.database(false);
         }
         if !outage {
-            tracing::debug!(error = err, retry_in = ?wait, "the unit's row is busy; retrying");
+            tracing::debug!(
+                error = err,
+                retry_in_ms = wait.as_millis() as u64,
+                "the unit's row is busy; retrying"
+            );
         } else if stalled.is_none() {
             stalled = Some(shared.health.stall_write());
-            tracing::warn!(error = err, retry_in = ?wait, "database write failed; retrying");
+            tracing::warn!(
+                error = err,
+                retry_in_ms = wait.as_millis() as u64,
+                "database write failed; retrying"
+            );
         } else {
-            tracing::debug!(error = err, retry_in = ?wait, "database write failed again");
+            tracing::debug!(
+                error = err,
+                retry_in_ms = wait.as_millis() as u64,
+                "database write failed again"
+            );
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -54,7 +54,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 if let Some((since, failures)) = failing.take() {
                     tracing::info!(
                         failures,
-                        after = ?since.elapsed(),
+                        after_ms = since.elapsed().as_millis() as u64,
                         "heartbeat renewed the lease again"
                     );
                 }

@@ -108,6 +108,7 @@ async fn process(
             llm_calls = tracing::field::Empty,
             input_tokens = tracing::field::Empty,
             output_tokens = tracing::field::Empty,
+            llm_usage_unknown = tracing::field::Empty,
         );
         let call_started = Instant::now();
         let usage = UsageMeter::default();
@@ -132,6 +133,9 @@ async fn process(
         call_span.record("llm_calls", spent.llm_calls);
         call_span.record("input_tokens", spent.input_tokens);
         call_span.record("output_tokens", spent.output_tokens);
+        if spent.llm_usage_unknown > 0 {
+            call_span.record("llm_usage_unknown", spent.llm_usage_unknown);
+        }
         let record = CallRecord {
             plugin: &plan.plugin.name,
             plugin_version: &plan.plugin.version,

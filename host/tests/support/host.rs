@@ -231,9 +231,12 @@ pub async fn outputs(
         .await
         .expect("outputs")
         .into_iter()
-        .map(|(ids, output)| {
-            let output = output.expect("an output");
-            (ids, serde_json::from_str(&output).expect("JSON output"))
+        .map(|stored| {
+            let output = stored.output.expect("an output");
+            (
+                stored.item_ids,
+                serde_json::from_str(&output).expect("JSON output"),
+            )
         })
         .collect()
 }

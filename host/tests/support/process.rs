@@ -37,12 +37,21 @@ impl HostDir {
 
     /// Starts `sluice run` here; `name` labels its log file.
     pub fn start(&self, name: &str) -> HostProcess {
+        self.start_with(name, &[], &[])
+    }
+
+    /// Starts `sluice run` with `args` after `run` and `env` set; its stderr
+    /// goes to a file (not a terminal).
+    pub fn start_with(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> HostProcess {
         let log = self.path().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("run")
+            .args(args)
             .current_dir(self.path())
             .env("SLUICE_LOG", "info,sqlx=warn")
             .env_remove("SLUICE_DATABASE_URL")
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -69,6 +69,26 @@ pub async fn postgres() -> TestStore {
 }
 
 pub async fn postgres_with(options: StoreOptions) -> TestStore {
+    let empty = postgres_empty().await;
+    let store = store::open(&empty.url, options)
+        .await
+        .expect("open postgres");
+    store.migrate().await.expect("migrate postgres");
+    TestStore {
+        store,
+        url: empty.url,
+        _cleanup: empty._cleanup,
+    }
+}
+
+/// A fresh Postgres schema with nothing in it, dropped with the value.
+pub struct EmptySchema {
+    /// A URL whose `search_path` is the schema.
+    pub url: String,
+    _cleanup: Cleanup,
+}
+
+pub async fn postgres_empty() -> EmptySchema {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let schema = format!(
         "sluice_test_{}_{}_{}",
@@ -87,12 +107,8 @@ pub async fn postgres_with(options: StoreOptions) -> TestStore {
         .await
         .unwrap();
     admin.close().await;
-    let url = format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}");
-    let store = store::open(&url, options).await.expect("open postgres");
-    store.migrate().await.expect("migrate postgres");
-    TestStore {
-        store,
-        url,
+    EmptySchema {
+        url: format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}"),
         _cleanup: Cleanup::Schema(schema),
     }
 }

@@ -6,6 +6,7 @@
 //! content, so the schema must describe an object. `max_tokens` is required by
 //! this API; when the plugin sets none, [`DEFAULT_MAX_TOKENS`] is sent.
 
+use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::stream::{self, SseEvent};
@@ -44,7 +45,7 @@ pub(super) fn body(model: &str, request: &Request, schema: Option<&Value>, strea
         body.insert("system".into(), system.join("\n\n").into());
     }
     if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), super::temperature(t));
     }
     if !request.stop.is_empty() {
         body.insert("stop_sequences".into(), json!(request.stop));
@@ -90,13 +91,15 @@ fn count(usage: Option<&Value>, key: &str) -> Option<u32> {
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// A non-streamed reply: text blocks joined, or the forced tool's input.
-pub(super) fn parse(body: &[u8]) -> Result<Completion, Failure> {
-    let reply: Value = serde_json::from_slice(body).map_err(Failure::malformed)?;
+/// A non-streamed reply, answered with `status`: text blocks joined, or the
+/// forced tool's input.
+pub(super) fn parse(status: StatusCode, body: &[u8]) -> Result<Completion, Failure> {
+    let reply: Value =
+        serde_json::from_slice(body).map_err(|err| Failure::unparseable(status, err))?;
     let blocks = reply
         .get("content")
         .and_then(Value::as_array)
-        .ok_or_else(|| Failure::malformed("no content"))?;
+        .ok_or_else(|| Failure::unparseable(status, "no content"))?;
     let mut content = String::new();
     for block in blocks {
         match block.get("type").and_then(Value::as_str) {
@@ -127,8 +130,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Completion, Failure> {
 }
 
 /// Accumulates a streamed reply from `message_start` to `message_stop`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Fold {
+    /// The status the stream was answered with.
+    status: StatusCode,
     text: String,
     tool_json: Option<String>,
     model: Option<String>,
@@ -138,9 +143,25 @@ pub(super) struct Fold {
     started: bool,
 }
 
+impl Fold {
+    pub(super) fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            text: String::new(),
+            tool_json: None,
+            model: None,
+            finish: None,
+            input_tokens: None,
+            output_tokens: None,
+            started: false,
+        }
+    }
+}
+
 impl stream::Fold for Fold {
     fn event(&mut self, event: &SseEvent) -> Result<bool, Failure> {
-        let data: Value = serde_json::from_str(&event.data).map_err(Failure::malformed)?;
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|err| Failure::unparseable(self.status, err))?;
         let kind = event
             .event
             .as_deref()
@@ -221,10 +242,14 @@ impl stream::Fold for Fold {
 
     fn finish(self) -> Result<Completion, Failure> {
         if !self.started {
-            return Err(Failure::malformed("the stream ended before message_start"));
+            return Err(Failure::unparseable(
+                self.status,
+                "the stream ended before message_start",
+            ));
         }
         if self.finish.is_none() {
-            return Err(Failure::malformed(
+            return Err(Failure::unparseable(
+                self.status,
                 "the stream ended without a stop reason: the reply is incomplete",
             ));
         }
@@ -284,7 +309,7 @@ mod tests {
             "stop_reason": "tool_use",
             "usage": {"input_tokens": 4, "output_tokens": 2}
         });
-        let completion = parse(reply.to_string().as_bytes()).unwrap();
+        let completion = parse(StatusCode::OK, reply.to_string().as_bytes()).unwrap();
         assert_eq!(completion.content, r#"{"a":1}"#);
         assert_eq!(completion.finish, FinishReason::Stop);
         assert_eq!(completion.tokens, Some((4, 2)));
@@ -292,7 +317,7 @@ mod tests {
 
     #[test]
     fn stream_folds_into_a_completion() {
-        let mut fold = Fold::default();
+        let mut fold = Fold::new(StatusCode::OK);
         let events = [
             (
                 "message_start",

@@ -3,11 +3,17 @@
 //!
 //! A [`Provider`] is one configured endpoint with its own HTTP client; a
 //! [`TaskLlm`] is what one task type may do with it. Every failure becomes one
-//! of the contract's typed errors. Failures that are not the provider's HTTP
-//! answer (the connection broke, the reply was not valid) are reported as
-//! `provider` errors with status 502, the status a gateway gives when its
-//! upstream misbehaves. Provider URLs and API keys never appear in an error,
-//! and a key is scrubbed from any provider message that echoes it.
+//! of the contract's typed errors. A reply the host cannot parse is a
+//! `provider` error with the status the provider answered with and the message
+//! "unparseable reply: …". Failures with no answer to report (the provider
+//! could not be reached, the connection broke mid-reply) are `provider` errors
+//! with status 502, the status a gateway gives when its upstream misbehaves.
+//! Provider URLs and API keys never appear in an error, and a key is scrubbed
+//! from any provider message that echoes it.
+//!
+//! A reply whose provider did not say how many tokens it used is accounted as
+//! such ([`LlmTokens::Unknown`]), never as zero tokens; the plugin still sees
+//! zeros, as the contract's `usage` record has no "unknown".
 
 mod anthropic;
 mod openai;
@@ -32,14 +38,14 @@ use super::config::{
     LlmConfig, LlmTimeouts, OutboundConfigError, ProviderConfig, ProviderKind, RetryConfig,
     TaskLlmConfig,
 };
-use super::usage;
+use super::usage::{self, LlmTokens};
 use crate::imports::CallContext;
 use crate::runtime::bindings::llm::{
     Error, FinishReason, ProviderError, Request, Response, Role, Usage,
 };
 
-/// The status reported when the provider could not be reached or its reply
-/// could not be used.
+/// The status reported when the provider could not be reached or the
+/// connection broke before its reply was whole.
 const GATEWAY: u16 = 502;
 /// Most of an error body read for its message.
 const ERROR_BODY_BYTES: u64 = 64 << 10;
@@ -74,11 +80,13 @@ impl Failure {
         }
     }
 
-    /// The reply was not what the API promised.
-    fn malformed(what: impl std::fmt::Display) -> Self {
-        Self::fatal(gateway(format!(
-            "the provider's reply is not valid: {what}"
-        )))
+    /// The provider answered `status` with a reply that is not what its API
+    /// promises.
+    fn unparseable(status: StatusCode, what: impl std::fmt::Display) -> Self {
+        Self::fatal(Error::Provider(ProviderError {
+            status: status.as_u16(),
+            message: format!("unparseable reply: {what}"),
+        }))
     }
 
     fn from_body(err: BodyError) -> Self {
@@ -351,14 +359,14 @@ impl Provider {
         let reader = BodyReader::new(response, limits).map_err(Failure::from_body)?;
         let completion = if event_stream {
             match self.kind {
-                ProviderKind::OpenAi => stream::read(reader, openai::Fold::default()).await,
-                ProviderKind::Anthropic => stream::read(reader, anthropic::Fold::default()).await,
+                ProviderKind::OpenAi => stream::read(reader, openai::Fold::new(status)).await,
+                ProviderKind::Anthropic => stream::read(reader, anthropic::Fold::new(status)).await,
             }
         } else {
             let bytes = reader.read_all().await.map_err(Failure::from_body)?;
             match self.kind {
-                ProviderKind::OpenAi => openai::parse(&bytes),
-                ProviderKind::Anthropic => anthropic::parse(&bytes),
+                ProviderKind::OpenAi => openai::parse(status, &bytes),
+                ProviderKind::Anthropic => anthropic::parse(status, &bytes),
             }
         };
         completion.map_err(|mut failure| {
@@ -505,10 +513,15 @@ impl TaskLlm {
         let mut retries = 0;
         let result = self.run(call, request, schemas, &mut retries).await;
         let latency = started.elapsed();
-        let tokens = result
-            .as_ref()
-            .ok()
-            .map(|r| (r.usage.input_tokens, r.usage.output_tokens));
+        let tokens = match &result {
+            Ok((_, Some((input, output)))) => LlmTokens::Reported {
+                input: *input,
+                output: *output,
+            },
+            Ok((_, None)) => LlmTokens::Unknown,
+            Err(_) => LlmTokens::NoReply,
+        };
+        let result = result.map(|(response, _)| response);
         let outcome = outcome(&result);
         call.usage.record_llm(latency, retries, tokens);
         usage::llm_metrics(
@@ -518,25 +531,31 @@ impl TaskLlm {
             latency,
             tokens,
         );
+        let (input_tokens, output_tokens) = match tokens {
+            LlmTokens::Reported { input, output } => (Some(input), Some(output)),
+            LlmTokens::Unknown | LlmTokens::NoReply => (None, None),
+        };
         tracing::debug!(
             provider = %self.provider.name,
             outcome,
             retries,
             latency_ms = latency.as_millis() as u64,
-            input_tokens = tokens.map(|t| t.0),
-            output_tokens = tokens.map(|t| t.1),
+            input_tokens,
+            output_tokens,
+            usage_unknown = tokens == LlmTokens::Unknown,
             "LLM call"
         );
         result
     }
 
+    /// The call, and the (input, output) tokens when the provider said.
     async fn run(
         &self,
         call: &CallContext,
         request: Request,
         schemas: &Schemas,
         retries: &mut u32,
-    ) -> Result<Response, Error> {
+    ) -> Result<(Response, Option<(u32, u32)>), Error> {
         let model = self.pick_model(call, request.model.as_deref())?;
         check_request(&request)?;
         let schema = match request.json_schema.as_deref() {
@@ -566,8 +585,10 @@ impl TaskLlm {
         if let Some(schema) = schema {
             completion.content = schemas.check(call, schema, completion.content).await?;
         }
+        // The contract has no "unknown": the plugin sees zeros, the
+        // accounting knows better.
         let (input_tokens, output_tokens) = completion.tokens.unwrap_or((0, 0));
-        Ok(Response {
+        let response = Response {
             content: completion.content,
             model: completion.model.unwrap_or(used),
             usage: Usage {
@@ -575,7 +596,8 @@ impl TaskLlm {
                 output_tokens,
             },
             finish_reason: completion.finish,
-        })
+        };
+        Ok((response, completion.tokens))
     }
 
     fn pick_model<'a>(
@@ -642,6 +664,14 @@ fn outcome(result: &Result<Response, Error>) -> &'static str {
     }
 }
 
+/// A plugin's temperature as the decimal it wrote (0.2), not as the `f64`
+/// nearest to its `f32` (0.20000000298023224).
+fn temperature(t: f32) -> Value {
+    // `f32`'s Display is the shortest decimal that reads back as the same f32.
+    let decimal = t.to_string().parse::<f64>().unwrap_or(f64::from(t));
+    Value::from(decimal)
+}
+
 /// The string at `key` of a JSON object, if it is one.
 fn text(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(Value::as_str).map(str::to_owned)
@@ -697,5 +727,12 @@ mod tests {
             Some("upstream down")
         );
         assert_eq!(error_message(b""), None);
+    }
+
+    #[test]
+    fn temperatures_are_sent_as_the_plugin_wrote_them() {
+        for (t, text) in [(0.2, "0.2"), (0.7, "0.7"), (1.0, "1.0"), (0.0, "0.0")] {
+            assert_eq!(temperature(t).to_string(), text);
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! is passed as `response_format: {type: "json_schema"}`; the reply is checked
 //! against it on the host anyway, for servers that ignore it.
 
+use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::stream::{self, SseEvent};
@@ -25,7 +26,7 @@ pub(super) fn body(model: &str, request: &Request, schema: Option<&Value>, strea
         body.insert("max_tokens".into(), max.into());
     }
     if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
+        body.insert("temperature".into(), super::temperature(t));
     }
     if !request.stop.is_empty() {
         body.insert("stop".into(), json!(request.stop));
@@ -74,16 +75,22 @@ fn tokens(usage: Option<&Value>) -> Option<(u32, u32)> {
     Some((count("prompt_tokens")?, count("completion_tokens")?))
 }
 
-/// A non-streamed reply.
-pub(super) fn parse(body: &[u8]) -> Result<Completion, Failure> {
-    let reply: Value = serde_json::from_slice(body).map_err(Failure::malformed)?;
+/// A non-streamed reply, answered with `status`.
+pub(super) fn parse(status: StatusCode, body: &[u8]) -> Result<Completion, Failure> {
+    let reply: Value =
+        serde_json::from_slice(body).map_err(|err| Failure::unparseable(status, err))?;
     let choice = reply
         .pointer("/choices/0")
-        .ok_or_else(|| Failure::malformed("no choices"))?;
+        .ok_or_else(|| Failure::unparseable(status, "no choices"))?;
     let content = match choice.pointer("/message/content") {
         Some(Value::String(content)) => content.clone(),
         Some(Value::Null) | None => String::new(),
-        Some(_) => return Err(Failure::malformed("message content is not a string")),
+        Some(_) => {
+            return Err(Failure::unparseable(
+                status,
+                "message content is not a string",
+            ));
+        }
     };
     Ok(Completion {
         content,
@@ -97,9 +104,12 @@ pub(super) fn parse(body: &[u8]) -> Result<Completion, Failure> {
 }
 
 /// Accumulates a streamed reply: content deltas, the finish reason, and the
-/// usage chunk that `stream_options.include_usage` adds before `[DONE]`.
-#[derive(Debug, Default)]
+/// usage chunk that `stream_options.include_usage` adds before `[DONE]` (some
+/// servers never send it: the tokens are then unknown).
+#[derive(Debug)]
 pub(super) struct Fold {
+    /// The status the stream was answered with.
+    status: StatusCode,
     content: String,
     model: Option<String>,
     finish: Option<FinishReason>,
@@ -107,12 +117,26 @@ pub(super) struct Fold {
     chunks: usize,
 }
 
+impl Fold {
+    pub(super) fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            content: String::new(),
+            model: None,
+            finish: None,
+            tokens: None,
+            chunks: 0,
+        }
+    }
+}
+
 impl stream::Fold for Fold {
     fn event(&mut self, event: &SseEvent) -> Result<bool, Failure> {
         if event.data.trim() == "[DONE]" {
             return Ok(true);
         }
-        let chunk: Value = serde_json::from_str(&event.data).map_err(Failure::malformed)?;
+        let chunk: Value = serde_json::from_str(&event.data)
+            .map_err(|err| Failure::unparseable(self.status, err))?;
         if let Some(error) = chunk.get("error") {
             let message = error
                 .get("message")
@@ -143,12 +167,16 @@ impl stream::Fold for Fold {
 
     fn finish(self) -> Result<Completion, Failure> {
         if self.chunks == 0 {
-            return Err(Failure::malformed("the stream ended before any chunk"));
+            return Err(Failure::unparseable(
+                self.status,
+                "the stream ended before any chunk",
+            ));
         }
         // A stream cut short (a proxy closing it, a crashed server) must not
         // pass as a complete reply.
         if self.finish.is_none() {
-            return Err(Failure::malformed(
+            return Err(Failure::unparseable(
+                self.status,
                 "the stream ended without a finish reason: the reply is incomplete",
             ));
         }
@@ -195,7 +223,7 @@ mod tests {
 
     #[test]
     fn stream_folds_into_a_completion() {
-        let mut fold = Fold::default();
+        let mut fold = Fold::new(StatusCode::OK);
         for data in [
             r#"{"model":"m","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
             r#"{"choices":[{"delta":{"content":"Hel"}}]}"#,
@@ -226,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_stream_cut_short_is_not_a_reply() {
-        let mut fold = Fold::default();
+        let mut fold = Fold::new(StatusCode::OK);
         for data in [
             r#"{"model":"m","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
             r#"{"choices":[{"delta":{"content":"Half a sen"}}]}"#,

@@ -23,7 +23,8 @@ use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
     Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
+    validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -91,7 +92,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
         let connect_error = |cause| StoreError::Connect {
-            url: super::redact(url),
+            url: crate::config::redact_url(url),
             cause,
         };
         let connect = PgConnectOptions::from_str(url)
@@ -326,6 +327,12 @@ impl Store for PostgresStore {
             None => 0,
         };
         Ok(MIGRATOR.iter().count().saturating_sub(applied as usize))
+    }
+
+    async fn has_schema(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar(include_str!("has_schema.sql"))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
@@ -641,6 +648,15 @@ impl Store for PostgresStore {
             .rows_affected())
     }
 
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64> {
+        Ok(sqlx::query(include_str!("prune_outputs.sql"))
+            .bind(ms(age))
+            .bind(i64::from(limit))
+            .execute(&self.lease_traffic)
+            .await?
+            .rows_affected())
+    }
+
     async fn status(&self) -> Result<Status> {
         let now_ms: i64 = sqlx::query_scalar(include_str!("now.sql"))
             .fetch_one(&self.pool)
@@ -684,11 +700,7 @@ impl Store for PostgresStore {
         Ok(Some(Box::new(Notifications(self.listener().await?))))
     }
 
-    async fn outputs(
-        &self,
-        task_type: &str,
-        work_unit_key: &str,
-    ) -> Result<Vec<(Vec<i64>, Option<String>)>> {
+    async fn outputs(&self, task_type: &str, work_unit_key: &str) -> Result<Vec<StoredOutput>> {
         let rows = sqlx::query(include_str!("outputs.sql"))
             .bind(task_type)
             .bind(work_unit_key)
@@ -696,7 +708,11 @@ impl Store for PostgresStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
+            .map(|row| StoredOutput {
+                item_ids: row.get(0),
+                output: row.get(1),
+                created_at_ms: row.get(2),
+            })
             .collect())
     }
 }

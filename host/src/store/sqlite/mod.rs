@@ -19,7 +19,8 @@ use super::failure::{self, Decision};
 use super::{
     BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
     Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoreOptions, WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
+    validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -335,6 +336,12 @@ impl Store for SqliteStore {
             None => 0,
         };
         Ok(MIGRATOR.iter().count().saturating_sub(applied as usize))
+    }
+
+    async fn has_schema(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar(include_str!("has_schema.sql"))
+            .fetch_one(&self.readers)
+            .await?)
     }
 
     async fn enqueue(&self, items: &[NewItem]) -> Result<Vec<Enqueued>> {
@@ -686,6 +693,15 @@ impl Store for SqliteStore {
             .rows_affected())
     }
 
+    async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64> {
+        Ok(sqlx::query(include_str!("prune_outputs.sql"))
+            .bind(ms(age))
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+
     async fn status(&self) -> Result<Status> {
         let now_ms: i64 = sqlx::query_scalar(include_str!("now.sql"))
             .fetch_all(&self.readers)
@@ -736,11 +752,7 @@ impl Store for SqliteStore {
         Ok(None)
     }
 
-    async fn outputs(
-        &self,
-        task_type: &str,
-        work_unit_key: &str,
-    ) -> Result<Vec<(Vec<i64>, Option<String>)>> {
+    async fn outputs(&self, task_type: &str, work_unit_key: &str) -> Result<Vec<StoredOutput>> {
         let rows = sqlx::query(include_str!("outputs.sql"))
             .bind(task_type)
             .bind(work_unit_key)
@@ -748,9 +760,10 @@ impl Store for SqliteStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let ids: Vec<i64> = serde_json::from_str(row.get::<&str, _>(0)).unwrap_or_default();
-                (ids, row.get(1))
+            .map(|row| StoredOutput {
+                item_ids: serde_json::from_str(row.get::<&str, _>(0)).unwrap_or_default(),
+                output: row.get(1),
+                created_at_ms: row.get(2),
             })
             .collect())
     }

@@ -649,7 +649,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64> {
-        Ok(sqlx::query(include_str!("prune_outputs.sql"))
+        Ok(custom_plan(include_str!("prune_outputs.sql"))
             .bind(ms(age))
             .bind(i64::from(limit))
             .execute(&self.lease_traffic)

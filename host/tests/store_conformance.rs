@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sluice::store::{
     BatchLimits, Claim, Claimable, DeadFilter, FailResult, Failure, Gate, NewItem, RetryPolicies,
-    RetryPolicy, Store, StoreError, StoreOptions,
+    RetryPolicy, Store, StoreError, StoreOptions, StoredOutput,
 };
 use support::stores::TestStore;
 
@@ -781,9 +781,14 @@ mod cases {
         // Older than a second: the first three go, two at a time, oldest first.
         let second = Duration::from_secs(1);
         assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 2);
-        let left = store.outputs("echo", "a").await.unwrap();
+        let left = |outputs: Vec<StoredOutput>| -> Vec<(Vec<i64>, Option<String>)> {
+            outputs
+                .into_iter()
+                .map(|o| (o.item_ids, o.output))
+                .collect()
+        };
         assert_eq!(
-            left,
+            left(store.outputs("echo", "a").await.unwrap()),
             [
                 (vec![ids[2]], Some("2".to_string())),
                 (vec![ids[3]], Some("3".to_string()))
@@ -792,7 +797,7 @@ mod cases {
         assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 1);
         assert_eq!(store.prune_outputs(second, 2).await.unwrap(), 0);
         assert_eq!(
-            store.outputs("echo", "a").await.unwrap(),
+            left(store.outputs("echo", "a").await.unwrap()),
             [(vec![ids[3]], Some("3".to_string()))]
         );
         // The items themselves are item retention's business.

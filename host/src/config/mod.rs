@@ -11,6 +11,7 @@
 //! missing plugins folder each stop the host with an error naming the key.
 //! Durations are written like `500ms`, `30s` or `10m`.
 
+mod example;
 mod limits;
 mod task;
 
@@ -27,6 +28,7 @@ use crate::outbound::{LlmConfig, Network, TaskOutbound};
 use crate::runtime::EnqueuePolicy;
 use crate::runtime::limits::CallLimits;
 
+pub use example::example;
 pub use limits::Limits;
 pub use task::{TaskSection, TaskSettings};
 

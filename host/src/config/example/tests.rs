@@ -60,10 +60,12 @@ fn the_example_as_it_stands_changes_only_the_paths() {
         config.cache_dir.as_deref(),
         Some(Path::new("/var/cache/sluice"))
     );
-    let mut expected = Config::default();
-    expected.database_url = config.database_url.clone();
-    expected.plugins_dir = config.plugins_dir.clone();
-    expected.cache_dir = config.cache_dir.clone();
+    let expected = Config {
+        database_url: config.database_url.clone(),
+        plugins_dir: config.plugins_dir.clone(),
+        cache_dir: config.cache_dir.clone(),
+        ..Config::default()
+    };
     assert_eq!(
         toml::Value::try_from(&config).unwrap(),
         toml::Value::try_from(&expected).unwrap()

@@ -5,12 +5,14 @@
 //! not succeed), 2 means the command could not run (bad arguments, bad input).
 
 mod bench;
+mod completions;
 mod config;
 mod database;
 mod dead;
 mod enqueue;
 mod exec;
 mod logging;
+mod manpage;
 mod migrate;
 mod outputs;
 mod plugins;
@@ -60,6 +62,10 @@ enum Command {
     /// Throughput benchmarks against the real stores.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write one page per command into a folder.
+    Manpage(manpage::ManpageArgs),
 }
 
 /// Parses the command line, runs the verb and returns the process exit code.
@@ -77,6 +83,8 @@ pub async fn run() -> ExitCode {
         Command::Outputs(args) => outputs::run(args).await,
         Command::Dead(args) => dead::run(args).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Manpage(args) => manpage::run(args),
     };
     match result {
         Ok(code) => code,

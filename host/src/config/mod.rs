@@ -12,6 +12,7 @@
 //! Durations are written like `500ms`, `30s` or `10m`. Relative paths in the
 //! file start at the file's folder.
 
+mod example;
 mod limits;
 mod paths;
 mod redact;
@@ -31,6 +32,7 @@ use crate::outbound::{LlmConfig, Network, TaskOutbound};
 use crate::runtime::EnqueuePolicy;
 use crate::runtime::limits::CallLimits;
 
+pub use example::example;
 pub use limits::Limits;
 pub use paths::sqlite_file;
 pub use redact::redact_url;

@@ -291,6 +291,88 @@ async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
     }
 }
 
+/// The items a host's log says it completed: it logs "items done" only once
+/// their group commit's transaction has committed.
+fn acknowledged(log: &str) -> Vec<i64> {
+    log.lines()
+        .filter(|line| line.contains("items done"))
+        .flat_map(|line| {
+            let list = &line[line.rfind("items=[").expect("items done names its items") + 7..];
+            let list = &list[..list.find(']').expect("a closed list")];
+            list.split(", ")
+                .map(|id| id.parse::<i64>().expect("an item id"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_group_commit_loses_no_acknowledged_outcome_and_applies_none_twice() {
+    const KEYS: usize = 100;
+    const PER_KEY: usize = 50;
+    let db = stores::postgres().await;
+    let store = db.store.clone();
+    let ids = enqueue_by_key(store.as_ref(), &items("echo", KEYS, PER_KEY, r#"{"n":N}"#)).await;
+    let total = (KEYS * PER_KEY) as i64;
+    // Many slots, so that group commits of many units are always in flight.
+    let dir = HostDir::new(
+        &db.url,
+        &format!("slots = 16\nmax_connections = 20\n{FAST}"),
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut kills = 0;
+    for round in 0..4 {
+        let before = count(store.as_ref(), "echo", "done").await;
+        let host = dir.start(&format!("round-{round}"));
+        wait_until(
+            "the host completes items",
+            Duration::from_secs(60),
+            || async { count(store.as_ref(), "echo", "done").await >= (before + 100).min(total) },
+        )
+        .await;
+        if count(store.as_ref(), "echo", "done").await == total {
+            break;
+        }
+        let log = host.log.clone();
+        host.kill9();
+        kills += 1;
+        let done: std::collections::HashSet<i64> =
+            sqlx::query_scalar("SELECT id FROM sluice_items WHERE state = 'done'")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+        let acknowledged = acknowledged(&std::fs::read_to_string(&log).unwrap());
+        assert!(
+            !acknowledged.is_empty(),
+            "the host acknowledged completions"
+        );
+        let lost: Vec<_> = acknowledged
+            .iter()
+            .filter(|id| !done.contains(id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "acknowledged completions must survive kill -9: {lost:?}"
+        );
+    }
+    assert!(
+        kills >= 2,
+        "the test must kill hosts mid-work ({kills} kills)"
+    );
+    let last = dir.start("last");
+    wait_until(
+        "a last host finishes every item",
+        Duration::from_secs(120),
+        || async { count(store.as_ref(), "echo", "done").await == total },
+    )
+    .await;
+    last.terminate(Duration::from_secs(20));
+    assert_exactly_once_in_order(store.as_ref(), "echo", &ids).await;
+    assert_eq!(count(store.as_ref(), "echo", "dead").await, 0);
+}
+
 #[test]
 fn bad_configuration_stops_the_host_naming_the_key_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::{http, llm};
 use sluice::store::{
-    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, Item,
-    NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoredOutput, WorkSignal,
-    WorkerInfo,
+    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
+    Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoredOutput,
+    WorkSignal, WorkerInfo,
 };
 use support::host::{self, count, wait_until};
 use support::stores::{self, TestStore};
@@ -312,14 +312,10 @@ impl Store for FlakyCompletions {
     async fn heartbeat(&self, worker: &str, lease: Duration) -> sluice::store::Result<Vec<Claim>> {
         self.inner.heartbeat(worker, lease).await
     }
-    async fn complete(
+    async fn commit(
         &self,
-        claim: &Claim,
-        item_ids: &[i64],
-        output: Option<&str>,
-        follow_up: &[NewItem],
-        call: Option<&str>,
-    ) -> sluice::store::Result<()> {
+        commits: &[Commit],
+    ) -> sluice::store::Result<Vec<sluice::store::Result<Committed>>> {
         let failing = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -327,17 +323,18 @@ impl Store for FlakyCompletions {
         if failing {
             return Err(self.outage().await);
         }
-        self.inner
-            .complete(claim, item_ids, output, follow_up, call)
-            .await
+        self.inner.commit(commits).await
     }
-    async fn fail(
+    async fn fail_through(
         &self,
         claim: &Claim,
+        through: i64,
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> sluice::store::Result<FailResult> {
-        self.inner.fail(claim, failure, policy).await
+        self.inner
+            .fail_through(claim, through, failure, policy)
+            .await
     }
     async fn release(&self, claim: &Claim) -> sluice::store::Result<()> {
         self.inner.release(claim).await

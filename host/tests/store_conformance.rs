@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::store::{
-    BatchLimits, Claim, Claimable, DeadFilter, FailResult, Failure, Gate, NewItem, RetryPolicies,
-    RetryPolicy, Store, StoreError, StoreOptions, StoredOutput,
+    BatchLimits, Claim, Claimable, Commit, Committed, Completion, DeadFilter, FailResult, Failure,
+    Gate, NewItem, RetryPolicies, RetryPolicy, Store, StoreError, StoreOptions, StoredOutput,
 };
 use support::stores::TestStore;
 
@@ -376,6 +376,159 @@ mod cases {
             .unwrap();
     }
 
+    pub async fn a_group_commit_lands_each_claims_completions_on_their_own(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["a", "a", "b", "c", "d", "e"]).await;
+        let mut claims = std::collections::BTreeMap::new();
+        for claim in store
+            .claim("w", &claimable("echo"), 5, LEASE)
+            .await
+            .unwrap()
+        {
+            store.fetch_batch(&claim, ALL).await.unwrap();
+            claims.insert(claim.work_unit_key.clone(), claim);
+        }
+        assert_eq!(claims.len(), 5);
+        let done = |ids: &[i64], follow_up: Vec<NewItem>| Completion {
+            item_ids: ids.to_vec(),
+            output: Some(format!(r#"{{"items":{ids:?}}}"#)),
+            follow_up,
+            call: Some(r#"{"plugin":"test"}"#.into()),
+        };
+        let commit = |key: &str, completions: Vec<Completion>, release_if_drained: bool| Commit {
+            claim: claims[key].clone(),
+            completions,
+            release_if_drained,
+        };
+        let lost = Commit {
+            claim: Claim {
+                token: claims["c"].token ^ 1,
+                ..claims["c"].clone()
+            },
+            ..commit("c", vec![done(&[ids[3]], vec![])], false)
+        };
+        let results = store
+            .commit(&[
+                // Two calls of one unit, which they leave empty: released.
+                commit(
+                    "a",
+                    vec![done(&[ids[0]], vec![]), done(&[ids[1]], vec![])],
+                    true,
+                ),
+                // Kept: the claim holds, and its follow-up is enqueued.
+                commit(
+                    "b",
+                    vec![done(&[ids[2]], vec![item("echo", "f", "{}")])],
+                    false,
+                ),
+                lost,
+                // Items of another unit are not in flight under d's claim.
+                commit("d", vec![done(&[ids[0]], vec![])], true),
+                commit("e", vec![done(&[ids[5]], vec![item("", "f", "{}")])], true),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Ok(Committed::Released)), "{results:?}");
+        assert!(matches!(results[1], Ok(Committed::Done)), "{results:?}");
+        assert!(
+            matches!(results[2], Err(StoreError::ClaimLost { .. })),
+            "{results:?}"
+        );
+        assert!(
+            matches!(results[3], Err(StoreError::NotInFlight(_))),
+            "{results:?}"
+        );
+        assert!(
+            matches!(results[4], Err(StoreError::InvalidItem { .. })),
+            "{results:?}"
+        );
+
+        let outputs = |key: &'static str| async move {
+            store
+                .outputs("echo", key)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| (o.item_ids, o.output))
+                .collect::<Vec<_>>()
+        };
+        let a: Vec<(Vec<i64>, serde_json::Value)> = outputs("a")
+            .await
+            .into_iter()
+            .map(|(ids, output)| (ids, serde_json::from_str(&output.unwrap()).unwrap()))
+            .collect();
+        assert_eq!(
+            a,
+            vec![
+                (vec![ids[0]], serde_json::json!({ "items": [ids[0]] })),
+                (vec![ids[1]], serde_json::json!({ "items": [ids[1]] })),
+            ],
+            "one output per call, in order"
+        );
+        assert_eq!(outputs("b").await.len(), 1);
+        for key in ["c", "d", "e"] {
+            assert!(outputs(key).await.is_empty(), "nothing written for {key}");
+        }
+        let status = store.status().await.unwrap();
+        assert_eq!(count(&status, "echo", "done"), 3, "a's two items and b's");
+        // c, d and e are pending still, and f is b's follow-up.
+        assert_eq!(count(&status, "echo", "pending"), 4);
+        let held: HashSet<String> = store
+            .heartbeat("w", LEASE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|claim| claim.work_unit_key)
+            .collect();
+        assert_eq!(
+            held,
+            ["b", "c", "d", "e"].map(String::from).into(),
+            "a was released with its last items; every other claim is still held"
+        );
+        // A commit that failed changed nothing: d and e can still complete.
+        for key in ["d", "e"] {
+            let id = if key == "d" { ids[4] } else { ids[5] };
+            let result = store
+                .commit(&[commit(key, vec![done(&[id], vec![])], true)])
+                .await
+                .unwrap();
+            assert!(
+                matches!(result[0], Ok(Committed::Released)),
+                "{key}: {result:?}"
+            );
+        }
+    }
+
+    pub async fn an_item_mode_failure_charges_only_the_item_called(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["k", "k", "k", "k"]).await;
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(store.fetch_batch(&claim, ALL).await.unwrap().len(), 4);
+        store
+            .complete(&claim, &[ids[0]], Some("{}"), &[], None)
+            .await
+            .unwrap();
+        let failed = store
+            .fail_through(
+                &claim,
+                ids[1],
+                &Failure::Retryable("boom".into()),
+                &fast_policy(3),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(failed, FailResult::RetryAt(_)), "{failed:?}");
+        assert_eq!(store.status().await.unwrap().claimed_units, 0, "released");
+        let claim = claim_one(store, "w", "echo").await;
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        let attempts: Vec<(i64, u32)> = batch.iter().map(|i| (i.id, i.attempts)).collect();
+        assert_eq!(
+            attempts,
+            vec![(ids[1], 1), (ids[2], 0), (ids[3], 0)],
+            "the item called was charged alone; the items after it were never called"
+        );
+    }
+
     pub async fn a_fenced_write_after_a_reap_changes_nothing(t: TestStore) {
         let store = &*t.store;
         let id = store.enqueue(&[item("echo", "k", "{}")]).await.unwrap()[0].id;
@@ -486,7 +639,12 @@ mod cases {
             .iter()
             .map(|e| e.id)
             .collect();
-        let policy = fast_policy(3);
+        // Backoffs long enough that a loaded machine claims again within them.
+        let policy = RetryPolicy {
+            backoff_base: Duration::from_millis(300),
+            backoff_max: Duration::from_millis(600),
+            ..fast_policy(3)
+        };
         for attempt in 1..=3 {
             let claim = claim_one(store, "w", "echo").await;
             let batch = store
@@ -1298,6 +1456,8 @@ both_backends!(
     units_are_claimed_oldest_first_and_only_for_known_task_types,
     batches_follow_id_order_and_budgets_but_always_take_one,
     complete_stores_output_and_follow_ups_in_one_transaction,
+    a_group_commit_lands_each_claims_completions_on_their_own,
+    an_item_mode_failure_charges_only_the_item_called,
     only_items_fetched_under_the_claim_can_be_completed,
     a_fenced_write_after_a_reap_changes_nothing,
     heartbeats_extend_leases_and_reveal_lost_claims,
@@ -1491,4 +1651,72 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [4, 5]);
     let batch = store.fetch_batch(&claimed[1], ALL).await.unwrap();
     assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [3]);
+}
+
+/// One commit per unit of `keys`, completing the item its claim fetched.
+async fn claim_and_commit_one_each(store: &dyn Store, keys: &[&str]) -> Vec<Commit> {
+    enqueue_echo(store, keys).await;
+    let mut commits = Vec::new();
+    for key in keys {
+        let claim = claim_one(store, "w", "echo").await;
+        assert_eq!(&claim.work_unit_key, key, "units are claimed oldest first");
+        let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+        commits.push(Commit {
+            claim,
+            completions: vec![Completion {
+                item_ids: batch.iter().map(|item| item.id).collect(),
+                output: Some("{}".into()),
+                follow_up: Vec::new(),
+                call: None,
+            }],
+            release_if_drained: true,
+        });
+    }
+    commits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_completion_fails_only_its_own_commit() {
+    let t = support::stores::postgres().await;
+    let store = &*t.store;
+    let mut commits = claim_and_commit_one_each(store, &["a", "b", "c"]).await;
+    // Postgres cannot store a NUL character in jsonb.
+    commits[1].completions[0].output = Some(r#"{"text":"\u0000"}"#.into());
+    let results = store.commit(&commits).await.unwrap();
+    assert!(matches!(results[0], Ok(Committed::Released)), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Refused(_))),
+        "{results:?}"
+    );
+    assert!(matches!(results[2], Ok(Committed::Released)), "{results:?}");
+    assert!(store.outputs("echo", "b").await.unwrap().is_empty());
+    assert_eq!(count(&store.status().await.unwrap(), "echo", "done"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_group_commit_passes_a_unit_a_producer_holds_instead_of_waiting() {
+    let t = support::stores::postgres().await;
+    let store = &*t.store;
+    let commits = claim_and_commit_one_each(store, &["a", "b"]).await;
+    // A producer's open transaction enqueues into unit a: the trigger holds
+    // a's unit row until the producer commits.
+    let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+    let mut producer = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sluice_items (task_type, work_unit_key, payload) VALUES ('echo', 'a', '{}')",
+    )
+    .execute(&mut *producer)
+    .await
+    .unwrap();
+    let results = store.commit(&commits).await.unwrap();
+    assert!(
+        matches!(results[0], Err(StoreError::Contended(_))),
+        "{results:?}"
+    );
+    assert!(matches!(results[1], Ok(Committed::Released)), "{results:?}");
+    producer.commit().await.unwrap();
+    // Once the producer is done, a's commit lands; the producer's new item
+    // keeps the unit claimed.
+    let again = store.commit(&commits[..1]).await.unwrap();
+    assert!(matches!(again[0], Ok(Committed::Done)), "{again:?}");
 }

@@ -88,6 +88,11 @@ pub const METRICS: &[Metric] = &[
         "Outcomes written to the store by task_type and result (ok, retry, dead, narrowed, lost-claim)",
     ),
     metric(
+        "sluice_group_commit_size",
+        Kind::Histogram,
+        "Commits (one per unit, each of one or more calls) written together in one transaction",
+    ),
+    metric(
         "sluice_claims_total",
         Kind::Counter,
         "Units claimed by this process",
@@ -198,6 +203,9 @@ const DURATION_BUCKETS: &[f64] = &[
     1200.0,
 ];
 
+/// Buckets for `sluice_group_commit_size`: up to the largest group.
+const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// How long a scrape waits for the store's status.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -212,6 +220,11 @@ pub fn install() -> bool {
                 .set_buckets_for_metric(
                     Matcher::Suffix("duration_seconds".into()),
                     DURATION_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("sluice_group_commit_size".into()),
+                    GROUP_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
                 .build_recorder();

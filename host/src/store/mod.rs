@@ -32,6 +32,7 @@
 mod backoff;
 mod error;
 mod failure;
+mod group;
 pub mod postgres;
 
 pub mod sqlite;
@@ -165,6 +166,39 @@ pub struct Claimable {
 pub struct BatchLimits {
     pub max_items: u32,
     pub max_tokens: u64,
+}
+
+/// One successful call's outcome: the items it completed, its output, the
+/// items it asked to enqueue and the host's record of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub item_ids: Vec<i64>,
+    pub output: Option<String>,
+    pub follow_up: Vec<NewItem>,
+    /// The host's JSON record of the call (plugin, attempt, duration,
+    /// outbound usage), stored beside the output.
+    pub call: Option<String>,
+}
+
+/// A claim's completions to write, in order, all or none, fenced by the
+/// claim. With `release_if_drained`, the same transaction gives the unit back
+/// when these completions leave it nothing pending, which saves the unit
+/// task a fetch that would find nothing and a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub claim: Claim,
+    pub completions: Vec<Completion>,
+    pub release_if_drained: bool,
+}
+
+/// What writing one [`Commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The items are done; the claim is still held.
+    Done,
+    /// The items are done and the unit, left with nothing pending, was
+    /// released with them.
+    Released,
 }
 
 /// Why the items in flight failed.
@@ -393,10 +427,22 @@ pub trait Store: Send + Sync + 'static {
     /// worker holds: any running unit not among them has lost its claim.
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>>;
 
+    /// Writes several claims' completions in one transaction (group commit):
+    /// for each [`Commit`], in order, marks its items done, stores each
+    /// completion's output and enqueues its follow-ups, fenced by its claim.
+    /// Each commit lands whole or not at all, and on its own: one whose claim
+    /// is lost ([`StoreError::ClaimLost`]), whose items are not in flight
+    /// ([`StoreError::NotInFlight`]), whose unit row another transaction
+    /// holds ([`StoreError::Contended`]) or whose follow-ups are invalid
+    /// ([`StoreError::InvalidItem`]) changes nothing and does not hold up
+    /// the others. A write the database refuses is retried commit by commit,
+    /// so only the commit it belongs to reports [`StoreError::Refused`]. The
+    /// outer error means nothing was written (the database is unavailable).
+    async fn commit(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>>;
+
     /// Marks `item_ids` done, stores `output` against them and enqueues
-    /// `follow_up`, in one transaction fenced by `claim`. `call` is the host's
-    /// JSON record of the call (plugin, attempt, duration, outbound usage),
-    /// stored beside the output.
+    /// `follow_up`, in one transaction fenced by `claim` (a [`Store::commit`]
+    /// of one completion).
     async fn complete(
         &self,
         claim: &Claim,
@@ -404,7 +450,20 @@ pub trait Store: Send + Sync + 'static {
         output: Option<&str>,
         follow_up: &[NewItem],
         call: Option<&str>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let commit = Commit {
+            claim: claim.clone(),
+            completions: vec![Completion {
+                item_ids: item_ids.to_vec(),
+                output: output.map(str::to_string),
+                follow_up: follow_up.to_vec(),
+                call: call.map(str::to_string),
+            }],
+            release_if_drained: false,
+        };
+        let mut results = self.commit(std::slice::from_ref(&commit)).await?;
+        results.pop().expect("one result per commit").map(|_| ())
+    }
 
     /// Handles a failed call on the items in flight under `claim` and
     /// releases the claim: a single item is charged an attempt, then backed
@@ -413,6 +472,20 @@ pub trait Store: Send + Sync + 'static {
     async fn fail(
         &self,
         claim: &Claim,
+        failure: &Failure,
+        policy: &RetryPolicy,
+    ) -> Result<FailResult> {
+        self.fail_through(claim, i64::MAX, failure, policy).await
+    }
+
+    /// [`Store::fail`] for a call on the in-flight items up to item
+    /// `through` only: an item-mode unit fetches a run of items and calls
+    /// them one at a time, so when one fails, the items after it were never
+    /// called and are neither charged nor counted as part of the failure.
+    async fn fail_through(
+        &self,
+        claim: &Claim,
+        through: i64,
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> Result<FailResult>;

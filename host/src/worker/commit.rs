@@ -3,7 +3,7 @@
 //!
 //! | outcome | write |
 //! |---|---|
-//! | `ok` | complete: output, items done, follow-ups enqueued |
+//! | `ok` | complete: output, items done, follow-ups enqueued (group commit, [`super::group_commit`]) |
 //! | `ok`, but the database refuses it | fail (retryable), with the database's error |
 //! | `retryable`, `timeout`, `trap` | fail (retryable): an attempt, then backoff or dead letter |
 //! | `permanent`, `invalid-output` | fail (permanent): the item is dead-lettered |
@@ -28,7 +28,9 @@ use super::backoff::Backoff;
 use super::unit::{CallRecord, SHUTDOWN_REASON};
 use super::{Shared, TaskPlan};
 use crate::runtime::{CallOutcome, Cancellation, Output, TrapCause};
-use crate::store::{Claim, FailResult, Failure, NewItem, StoreError};
+use crate::store::{
+    Claim, Commit, Committed, Completion, FailResult, Failure, NewItem, StoreError,
+};
 
 /// Whether the unit task goes on with the unit's next batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +39,24 @@ pub(crate) enum Next {
     Stop,
 }
 
-/// Commits `outcome` for the items `ids` fetched under `claim`.
-pub(crate) async fn outcome(
-    shared: &Shared,
+/// What a call's outcome calls for.
+pub(crate) enum Judged {
+    /// Write it (with others: see [`complete`]).
+    Completed(Completion),
+    /// Charge or narrow ([`fail`]).
+    Failed(Failure),
+    /// The call was cancelled ([`interrupted`]), with this message.
+    Interrupted(String),
+}
+
+/// Sorts a call's outcome (counted in `sluice_outcomes_total`) into what to
+/// write for it.
+pub(crate) fn judge(
     claim: &Claim,
-    plan: &TaskPlan,
     ids: &[i64],
     outcome: Result<CallOutcome, String>,
     record: &CallRecord<'_>,
-    cancel: &Cancellation,
-) -> Next {
+) -> Judged {
     let kind = match &outcome {
         Ok(outcome) => outcome.kind(),
         Err(_) => "call-error",
@@ -55,8 +65,7 @@ pub(crate) async fn outcome(
         .increment(1);
     let failure = match outcome {
         Ok(CallOutcome::Ok(output)) => {
-            let record = serde_json::to_string(record).expect("a call record serializes");
-            return complete(shared, claim, plan, ids, output, &record, cancel).await;
+            return Judged::Completed(completion(ids, output, record));
         }
         Ok(CallOutcome::Retryable { message }) => Failure::Retryable(message),
         Ok(CallOutcome::Permanent { message }) => Failure::Permanent(message),
@@ -66,10 +75,7 @@ pub(crate) async fn outcome(
         Ok(CallOutcome::Trap {
             cause: TrapCause::Interrupt,
             message,
-        }) => {
-            interrupted(shared, claim, &message).await;
-            return Next::Stop;
-        }
+        }) => return Judged::Interrupted(message),
         Ok(CallOutcome::Trap { cause, message }) => {
             Failure::Retryable(format!("trap ({}): {message}", trap_name(cause)))
         }
@@ -78,78 +84,131 @@ pub(crate) async fn outcome(
         }
         Err(err) => Failure::Retryable(format!("the call could not be made: {err}")),
     };
-    fail(shared, claim, plan, failure, cancel).await;
-    Next::Stop
+    Judged::Failed(failure)
 }
 
-async fn complete(
+fn completion(ids: &[i64], output: Output, record: &CallRecord<'_>) -> Completion {
+    Completion {
+        item_ids: ids.to_vec(),
+        output: output.output.as_ref().map(|raw| raw.get().to_string()),
+        follow_up: output
+            .enqueue
+            .into_iter()
+            .map(|item| NewItem {
+                task_type: item.task_type,
+                work_unit_key: item.work_unit_key,
+                payload: item.payload.get().to_string(),
+                tokens: 0,
+                dedupe_key: None,
+            })
+            .collect(),
+        call: Some(serde_json::to_string(record).expect("a call record serializes")),
+    }
+}
+
+/// Writes `completions` (consecutive calls of one unit, in order) through
+/// the group commit, all or none. With `release_if_drained` the unit is
+/// given back in the same transaction if that leaves it nothing pending, and
+/// the unit task stops. A completion the database refuses, or whose
+/// follow-ups are invalid, is found by writing them one by one: the ones
+/// before it land, and it counts as a failed call.
+pub(crate) async fn complete(
     shared: &Shared,
     claim: &Claim,
     plan: &TaskPlan,
-    ids: &[i64],
-    output: Output,
-    record: &str,
+    completions: Vec<Completion>,
+    release_if_drained: bool,
     cancel: &Cancellation,
 ) -> Next {
-    let follow_up: Vec<NewItem> = output
-        .enqueue
-        .into_iter()
-        .map(|item| NewItem {
-            task_type: item.task_type,
-            work_unit_key: item.work_unit_key,
-            payload: item.payload.get().to_string(),
-            tokens: 0,
-            dedupe_key: None,
-        })
-        .collect();
-    let output = output.output.as_ref().map(|raw| raw.get());
+    let commit = Commit {
+        claim: claim.clone(),
+        completions,
+        release_if_drained,
+    };
+    if release_if_drained {
+        shared.running.letting_go(claim);
+    }
     let mut tries = 0;
     let written = persist(shared, cancel, || {
         tries += 1;
-        shared
-            .store
-            .complete(claim, ids, output, &follow_up, Some(record))
+        shared.group_commit.commit(commit.clone())
     })
     .await;
-    match written {
-        Ok(()) => {
-            committed(claim, "ok");
-            tracing::info!("items done");
-            Next::Continue
+    if release_if_drained && !matches!(written, Ok(Committed::Released)) {
+        shared.running.keeping(claim);
+    }
+    let refusal = match written {
+        Ok(committed) => {
+            let calls = commit.completions.len() as u64;
+            metrics::counter!("sluice_commits_total", "task_type" => claim.task_type.clone(), "result" => "ok")
+                .increment(calls);
+            let items: Vec<i64> = commit
+                .completions
+                .iter()
+                .flat_map(|c| c.item_ids.iter().copied())
+                .collect();
+            tracing::info!(calls, ?items, "items done");
+            if committed == Committed::Released {
+                tracing::debug!("unit released with its last items");
+                return Next::Stop;
+            }
+            return Next::Continue;
         }
         // A retry after a commit whose reply was lost finds the items done.
         Err(Stop::Store(StoreError::NotInFlight(_))) if tries > 1 => {
             committed(claim, "ok");
-            Next::Continue
+            return Next::Continue;
         }
-        Err(Stop::Store(StoreError::InvalidItem { index, reason })) => {
-            let failure = Failure::Permanent(format!(
-                "the plugin asked to enqueue an invalid follow-up item {index}: {reason}"
-            ));
-            fail(shared, claim, plan, failure, cancel).await;
-            Next::Stop
-        }
+        Err(Stop::Store(StoreError::InvalidItem { index, reason })) => Failure::Permanent(format!(
+            "the plugin asked to enqueue an invalid follow-up item {index}: {reason}"
+        )),
         // Not an outage: the database refused this outcome. The call did its
         // work, so it is not dead-lettered for it: it counts as a failed
         // attempt, with the database's reason in the item's history.
-        Err(Stop::Store(StoreError::Refused(err))) => {
-            let failure = Failure::Retryable(format!(
-                "the call succeeded but the database refused its outcome: {err}"
-            ));
-            fail(shared, claim, plan, failure, cancel).await;
-            Next::Stop
-        }
+        Err(Stop::Store(StoreError::Refused(err))) => Failure::Retryable(format!(
+            "the call succeeded but the database refused its outcome: {err}"
+        )),
         Err(stop) => {
             give_up(shared, claim, &stop).await;
-            Next::Stop
+            return Next::Stop;
         }
+    };
+    let mut completions = commit.completions;
+    if completions.len() > 1 {
+        let last = completions.len() - 1;
+        for (n, completion) in completions.into_iter().enumerate() {
+            let one = vec![completion];
+            let next = Box::pin(complete(
+                shared,
+                claim,
+                plan,
+                one,
+                release_if_drained && n == last,
+                cancel,
+            ))
+            .await;
+            if next == Next::Stop {
+                return Next::Stop;
+            }
+        }
+        return Next::Continue;
     }
+    let through = completions
+        .pop()
+        .and_then(|c| c.item_ids.last().copied())
+        .unwrap_or(i64::MAX);
+    fail(shared, claim, plan, through, refusal, cancel).await;
+    Next::Stop
 }
 
-async fn fail(
+/// Writes a failed call on the in-flight items up to `through` (every item
+/// of a batch; the one item called, in an item-mode run) and gives the unit
+/// back.
+pub(crate) async fn fail(
     shared: &Shared,
     claim: &Claim,
     plan: &TaskPlan,
+    through: i64,
     failure: Failure,
     cancel: &Cancellation,
 ) {
@@ -160,7 +219,9 @@ async fn fail(
     };
     shared.running.letting_go(claim);
     let written = persist(shared, cancel, || {
-        shared.store.fail(claim, &failure, &plan.retry)
+        shared
+            .store
+            .fail_through(claim, through, &failure, &plan.retry)
     })
     .await;
     let error = match &failure {
@@ -194,7 +255,7 @@ async fn fail(
 
 /// The call was cancelled: by shutdown (give the unit back, no attempt) or
 /// because the claim was lost (nothing of ours to write).
-async fn interrupted(shared: &Shared, claim: &Claim, message: &str) {
+pub(crate) async fn interrupted(shared: &Shared, claim: &Claim, message: &str) {
     if shared.running.cancelled(claim).as_deref() == Some(SHUTDOWN_REASON) {
         tracing::info!("call cancelled at shutdown; releasing the unit without an attempt");
         release(shared, claim).await;

@@ -4,6 +4,8 @@
 //! [`Host::start`] spawns, each on its own tokio task:
 //! - the claim loop ([`pool`]), which claims only as many units as there are
 //!   free slots and starts one unit task ([`unit`]) per claim;
+//! - the committer ([`group_commit`]), which writes the completions of every
+//!   slot together;
 //! - the heartbeat ([`heartbeat`]), which extends every lease this process
 //!   holds in one statement and cancels units whose claim was lost;
 //! - the reaper ([`reaper`]), which expires the leases of dead processes;
@@ -16,6 +18,7 @@
 
 mod backoff;
 mod commit;
+mod group_commit;
 mod guests;
 mod health;
 mod heartbeat;
@@ -74,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) guests: guests::GuestThreads,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) running: Arc<Running>,
+    /// Writes the completions of every slot together.
+    pub(crate) group_commit: group_commit::GroupCommit,
     pub(crate) health: Arc<Health>,
     /// Wakes the claim loop: new work was signalled or a slot was freed.
     pub(crate) wake: Notify,
@@ -110,6 +115,7 @@ impl Host {
             .await
             .map_err(|err| anyhow::anyhow!("cannot register this process as a worker: {err}"))?;
         let guests = guests::GuestThreads::new(parts.config.slots)?;
+        let group_commit = group_commit::GroupCommit::start(parts.store.clone());
         let shared = Arc::new(Shared {
             guests,
             slots: Arc::new(Semaphore::new(parts.config.slots as usize)),
@@ -120,6 +126,7 @@ impl Host {
             worker: parts.worker,
             plans,
             running: Arc::new(Running::default()),
+            group_commit,
             wake: Notify::new(),
             phase: watch::channel(Phase::Running).0,
             paused: watch::channel(false).0,

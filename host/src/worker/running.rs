@@ -232,6 +232,19 @@ impl Running {
         }
     }
 
+    /// Undoes [`Running::letting_go`]: the write that might have ended the
+    /// claim (a completion that releases the unit if it is drained) kept it.
+    pub(crate) fn keeping(&self, claim: &Claim) {
+        if let Some(entry) = self
+            .lock()
+            .by_unit
+            .get_mut(&unit(claim))
+            .filter(|entry| entry.token == claim.token)
+        {
+            entry.letting_go = false;
+        }
+    }
+
     /// Cancels (call and write) units registered before `checked_at` whose
     /// claim is not in `held`. Returns how many claims were lost: units that
     /// were being given back are cancelled too (harmless: no call runs), but

@@ -10,13 +10,20 @@ use crate::runtime::limits::CallLimits;
 use crate::runtime::{Plugin, PluginMode, Registry};
 use crate::store::{BatchLimits, Claimable, RetryPolicies, RetryPolicy};
 
+/// Items an item-mode unit fetches at once and calls one by one: enough
+/// that a fast plugin's fetches and commits are a small share of its work,
+/// few enough that a run of slow calls is cut short by the unit's fair share
+/// (checked between calls) rather than held.
+const ITEM_RUN: u32 = 32;
+
 /// One runnable task type.
 pub struct TaskPlan {
     pub plugin: Arc<Plugin>,
     pub settings: TaskSettings,
     pub limits: CallLimits,
     pub retry: RetryPolicy,
-    /// Item-mode plugins get batches of exactly one item.
+    /// What one fetch takes: a batch for batch-mode plugins, a run of items
+    /// called one at a time for item-mode plugins.
     pub batch: BatchLimits,
     pub task_config: TaskConfig,
 }
@@ -55,7 +62,10 @@ impl TaskPlans {
             let settings = config.task(task_type);
             let mut batch = settings.batch_limits();
             if plugin.mode == PluginMode::Item {
-                batch.max_items = 1;
+                batch = BatchLimits {
+                    max_items: ITEM_RUN,
+                    max_tokens: u64::MAX,
+                };
             }
             let task_config = config
                 .tasks

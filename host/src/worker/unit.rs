@@ -1,8 +1,9 @@
 //! One claimed work unit, from its first batch to its release.
 //!
-//! The unit task fetches the unit's next batch (or item, for item-mode
-//! plugins), runs the plugin under the task type's deadline, commits the
-//! outcome fenced by the claim ([`super::commit`]) and goes round again until
+//! The unit task fetches the unit's next batch (or run of items, called one
+//! at a time, for item-mode plugins), runs the plugin under the task type's
+//! deadline, commits the outcome fenced by the claim ([`super::commit`],
+//! completions through [`super::group_commit`]) and goes round again until
 //! the unit has nothing ready, has used its fair share of time, or the host is
 //! shutting down; then it releases the claim. While the host's writes fail it
 //! starts no new call, holding the claim until they land again. Its slot is freed when it ends,
@@ -14,13 +15,13 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::commit::{self, Next};
+use super::commit::{self, Judged, Next};
 use super::running::{Predecessor, Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
 use crate::outbound::{Usage, UsageMeter};
-use crate::runtime::CallRequest;
 use crate::runtime::bindings::types::WorkItem;
-use crate::store::{Claim, Item};
+use crate::runtime::{CallRequest, PluginMode};
+use crate::store::{Claim, Completion, Item};
 
 /// Why running calls are cancelled at the end of the grace period.
 pub(crate) const SHUTDOWN_REASON: &str = "the host is shutting down";
@@ -80,7 +81,7 @@ async fn process(
             // (or the reaper) has it.
             return;
         }
-        if shared.phase() != Phase::Running || started.elapsed() >= shared.config.fair_share {
+        if !may_go_on(shared, started) {
             commit::release(shared, claim).await;
             return;
         }
@@ -99,57 +100,169 @@ async fn process(
             commit::release(shared, claim).await;
             return;
         }
-        let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
-        let attempt = items[0].attempts + 1;
-        let call_span = tracing::info_span!(
-            "call",
-            items = ?ids,
-            attempt,
-            llm_calls = tracing::field::Empty,
-            input_tokens = tracing::field::Empty,
-            output_tokens = tracing::field::Empty,
-            llm_usage_unknown = tracing::field::Empty,
-        );
-        let call_started = Instant::now();
-        let usage = UsageMeter::default();
-        let plugin = plan.plugin.clone();
-        let request = CallRequest {
-            items: items.into_iter().map(work_item).collect(),
-            limits: plan.limits.clone(),
-            task_config: plan.task_config.clone(),
-            outbound: shared.outbound.clone(),
-            cancel: cancel.call.clone(),
-            usage: usage.clone(),
+        let next = match plan.plugin.mode {
+            PluginMode::Batch => run_batch(shared, claim, plan, cancel, items).await,
+            PluginMode::Item => run_items(shared, claim, plan, cancel, started, items).await,
         };
-        let outcome = shared
-            .guests
-            .run(async move { plugin.call(request).await }.instrument(call_span.clone()))
-            .await
-            .and_then(|called| called.map_err(|err| err.to_string()));
-        let duration = call_started.elapsed();
-        metrics::histogram!("sluice_call_duration_seconds", "task_type" => claim.task_type.clone())
-            .record(duration.as_secs_f64());
-        let spent = usage.snapshot();
-        call_span.record("llm_calls", spent.llm_calls);
-        call_span.record("input_tokens", spent.input_tokens);
-        call_span.record("output_tokens", spent.output_tokens);
-        if spent.llm_usage_unknown > 0 {
-            call_span.record("llm_usage_unknown", spent.llm_usage_unknown);
-        }
-        let record = CallRecord {
-            plugin: &plan.plugin.name,
-            plugin_version: &plan.plugin.version,
-            attempt,
-            duration_ms: duration.as_millis() as u64,
-            usage: spent,
-        };
-        let next = commit::outcome(shared, claim, plan, &ids, outcome, &record, &cancel.write)
-            .instrument(call_span)
-            .await;
         if next == Next::Stop {
             return;
         }
     }
+}
+
+/// Whether the unit task may start another call: the host is not shutting
+/// down and the unit has not used up its fair share of time.
+fn may_go_on(shared: &Shared, started: Instant) -> bool {
+    shared.phase() == Phase::Running && started.elapsed() < shared.config.fair_share
+}
+
+/// One call on the whole batch, then its one write.
+async fn run_batch(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    cancel: &UnitCancel,
+    items: Vec<Item>,
+) -> Next {
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
+    match call(shared, claim, plan, cancel, items).await {
+        Judged::Completed(completion) => {
+            commit::complete(shared, claim, plan, vec![completion], true, &cancel.write).await
+        }
+        Judged::Failed(failure) => {
+            let through = ids.last().copied().unwrap_or(i64::MAX);
+            commit::fail(shared, claim, plan, through, failure, &cancel.write).await;
+            Next::Stop
+        }
+        Judged::Interrupted(message) => {
+            commit::interrupted(shared, claim, &message).await;
+            Next::Stop
+        }
+    }
+}
+
+/// An item-mode unit's run of items: one call per item, in order. The
+/// completions of calls that follow each other within [`COMMIT_WINDOW`] are
+/// written together, so a fast plugin's run costs one commit and a slow
+/// one's items each land as soon as they are done. A failed item has the
+/// completions before it written first, then is failed alone: the items
+/// after it were never called, are not charged, and wait for the next claim.
+async fn run_items(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    cancel: &UnitCancel,
+    started: Instant,
+    items: Vec<Item>,
+) -> Next {
+    let count = items.len();
+    let mut done: Vec<Completion> = Vec::new();
+    let mut first_done = None;
+    for (n, item) in items.into_iter().enumerate() {
+        if n > 0 && !may_go_on(shared, started) {
+            break;
+        }
+        let id = item.id;
+        match call(shared, claim, plan, cancel, vec![item]).await {
+            Judged::Completed(completion) => {
+                done.push(completion);
+                let since = *first_done.get_or_insert_with(Instant::now);
+                let last = n + 1 == count;
+                if last || since.elapsed() >= COMMIT_WINDOW {
+                    first_done = None;
+                    let written = std::mem::take(&mut done);
+                    let next =
+                        commit::complete(shared, claim, plan, written, last, &cancel.write).await;
+                    if next == Next::Stop {
+                        return Next::Stop;
+                    }
+                }
+            }
+            Judged::Failed(failure) => {
+                if !done.is_empty()
+                    && commit::complete(shared, claim, plan, done, false, &cancel.write).await
+                        == Next::Stop
+                {
+                    return Next::Stop;
+                }
+                commit::fail(shared, claim, plan, id, failure, &cancel.write).await;
+                return Next::Stop;
+            }
+            Judged::Interrupted(message) => {
+                if !done.is_empty() {
+                    commit::complete(shared, claim, plan, done, false, &cancel.write).await;
+                }
+                commit::interrupted(shared, claim, &message).await;
+                return Next::Stop;
+            }
+        }
+    }
+    if done.is_empty() {
+        Next::Continue
+    } else {
+        commit::complete(shared, claim, plan, done, false, &cancel.write).await
+    }
+}
+
+/// How long an item-mode run keeps completed calls before writing them: far
+/// below anything a user would notice, far above a fast plugin's call.
+const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Runs the plugin on `items` under the task type's limits and sorts out
+/// what its outcome calls for.
+async fn call(
+    shared: &Shared,
+    claim: &Claim,
+    plan: &TaskPlan,
+    cancel: &UnitCancel,
+    items: Vec<Item>,
+) -> Judged {
+    let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
+    let attempt = items[0].attempts + 1;
+    let call_span = tracing::info_span!(
+        "call",
+        items = ?ids,
+        attempt,
+        llm_calls = tracing::field::Empty,
+        input_tokens = tracing::field::Empty,
+        output_tokens = tracing::field::Empty,
+        llm_usage_unknown = tracing::field::Empty,
+    );
+    let call_started = Instant::now();
+    let usage = UsageMeter::default();
+    let plugin = plan.plugin.clone();
+    let request = CallRequest {
+        items: items.into_iter().map(work_item).collect(),
+        limits: plan.limits.clone(),
+        task_config: plan.task_config.clone(),
+        outbound: shared.outbound.clone(),
+        cancel: cancel.call.clone(),
+        usage: usage.clone(),
+    };
+    let outcome = shared
+        .guests
+        .run(async move { plugin.call(request).await }.instrument(call_span.clone()))
+        .await
+        .and_then(|called| called.map_err(|err| err.to_string()));
+    let duration = call_started.elapsed();
+    metrics::histogram!("sluice_call_duration_seconds", "task_type" => claim.task_type.clone())
+        .record(duration.as_secs_f64());
+    let spent = usage.snapshot();
+    call_span.record("llm_calls", spent.llm_calls);
+    call_span.record("input_tokens", spent.input_tokens);
+    call_span.record("output_tokens", spent.output_tokens);
+    if spent.llm_usage_unknown > 0 {
+        call_span.record("llm_usage_unknown", spent.llm_usage_unknown);
+    }
+    let record = CallRecord {
+        plugin: &plan.plugin.name,
+        plugin_version: &plan.plugin.version,
+        attempt,
+        duration_ms: duration.as_millis() as u64,
+        usage: spent,
+    };
+    let _entered = call_span.enter();
+    commit::judge(claim, &ids, outcome, &record)
 }
 
 /// Waits while the host's writes fail: a call started now could not have its

@@ -20,11 +20,12 @@ use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::failure::{self, Decision};
+use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
-    Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
-    validate,
+    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
+    Failure, InsertRun, Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies,
+    RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo,
+    WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -131,6 +132,46 @@ impl PostgresStore {
         })
     }
 
+    /// One group commit's transaction: the commits whose follow-ups are
+    /// valid go into one statement ([`commit.sql`]); the follow-ups of those
+    /// that landed are enqueued after it, in order.
+    async fn commit_together(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
+        let mut results: Vec<Option<Result<Committed>>> = commits
+            .iter()
+            .map(|commit| {
+                commit
+                    .completions
+                    .iter()
+                    .try_for_each(|c| validate::items(&c.follow_up, self.options.max_payload_bytes))
+                    .err()
+                    .map(Err)
+            })
+            .collect();
+        let valid: Vec<usize> = (0..commits.len())
+            .filter(|&n| results[n].is_none())
+            .collect();
+        if valid.is_empty() {
+            return Ok(results.into_iter().flatten().collect());
+        }
+        let arrays = GroupArrays::new(valid.iter().map(|&n| &commits[n]));
+        let mut tx = self.pool.begin().await?;
+        let written = write_group(&mut tx, commits, &valid, arrays, &mut results).await;
+        // Roll back at once on failure: a transaction merely dropped is
+        // rolled back when its connection is next used, and until then it
+        // holds its unit rows, which the commits' retries would find busy.
+        match written {
+            Ok(()) => tx.commit().await?,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| result.expect("a row for every commit written"))
+            .collect())
+    }
+
     /// A listener for new work: each notification carries a task type.
     pub async fn listener(&self) -> Result<PgListener> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
@@ -175,6 +216,97 @@ async fn fenced(tx: &mut Transaction<'static, Postgres>, claim: &Claim) -> Resul
         .await?;
     held.map(|_| ())
         .ok_or_else(|| StoreError::claim_lost(claim))
+}
+
+/// Runs [`commit.sql`] for the `valid` commits and enqueues the follow-ups of
+/// those that landed, recording each commit's result.
+async fn write_group(
+    tx: &mut Transaction<'static, Postgres>,
+    commits: &[Commit],
+    valid: &[usize],
+    arrays: GroupArrays<'_>,
+    results: &mut [Option<Result<Committed>>],
+) -> Result<()> {
+    let rows = sqlx::query(include_str!("commit.sql"))
+        .bind(arrays.task_types)
+        .bind(arrays.keys)
+        .bind(arrays.tokens)
+        .bind(arrays.workers)
+        .bind(arrays.release_if_drained)
+        .bind(arrays.completion_commit)
+        .bind(arrays.outputs)
+        .bind(arrays.calls)
+        .bind(arrays.item_ids)
+        .bind(arrays.item_completion)
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in rows {
+        let n = valid[usize::try_from(row.get::<i64, _>(0) - 1).expect("1-based")];
+        let commit = &commits[n];
+        let status: &str = row.get(1);
+        let result = match status {
+            "done" => Ok(Committed::Done),
+            "released" => Ok(Committed::Released),
+            "not-in-flight" => Err(StoreError::NotInFlight(
+                commit
+                    .completions
+                    .iter()
+                    .flat_map(|c| c.item_ids.iter().copied())
+                    .collect(),
+            )),
+            "busy" => Err(StoreError::Contended(sqlx::Error::Protocol(format!(
+                "unit {}/{} is locked by another transaction",
+                commit.claim.task_type, commit.claim.work_unit_key
+            )))),
+            _ => Err(StoreError::claim_lost(&commit.claim)),
+        };
+        if result.is_ok() {
+            for completion in &commit.completions {
+                insert_items(tx, &completion.follow_up).await?;
+            }
+        }
+        results[n] = Some(result);
+    }
+    Ok(())
+}
+
+/// A group of commits as the parallel arrays [`commit.sql`] takes.
+#[derive(Default)]
+struct GroupArrays<'a> {
+    task_types: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    tokens: Vec<i64>,
+    workers: Vec<&'a str>,
+    release_if_drained: Vec<bool>,
+    completion_commit: Vec<i64>,
+    outputs: Vec<Option<&'a str>>,
+    calls: Vec<Option<&'a str>>,
+    item_ids: Vec<i64>,
+    item_completion: Vec<i64>,
+}
+
+impl<'a> GroupArrays<'a> {
+    fn new(commits: impl Iterator<Item = &'a Commit>) -> Self {
+        let mut arrays = Self::default();
+        for (c, commit) in (1..).zip(commits) {
+            arrays.task_types.push(&commit.claim.task_type);
+            arrays.keys.push(&commit.claim.work_unit_key);
+            arrays.tokens.push(commit.claim.token);
+            arrays.workers.push(&commit.claim.worker);
+            arrays.release_if_drained.push(commit.release_if_drained);
+            for completion in &commit.completions {
+                arrays.completion_commit.push(c);
+                arrays.outputs.push(completion.output.as_deref());
+                arrays.calls.push(completion.call.as_deref());
+                let k = arrays.completion_commit.len() as i64;
+                for &id in &completion.item_ids {
+                    arrays.item_ids.push(id);
+                    arrays.item_completion.push(k);
+                }
+            }
+        }
+        arrays
+    }
 }
 
 /// Inserts items in input order (see [`InsertRun`]).
@@ -256,6 +388,7 @@ async fn insert_deduplicated(
 async fn record_failure(
     tx: &mut Transaction<'static, Postgres>,
     claim: &Claim,
+    through: i64,
     failure: &Failure,
     policy: &RetryPolicy,
 ) -> Result<FailResult> {
@@ -266,6 +399,7 @@ async fn record_failure(
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
         .bind(claim.token)
+        .bind(through)
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
@@ -443,50 +577,20 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn complete(
-        &self,
-        claim: &Claim,
-        item_ids: &[i64],
-        output: Option<&str>,
-        follow_up: &[NewItem],
-        call: Option<&str>,
-    ) -> Result<()> {
-        validate::items(follow_up, self.options.max_payload_bytes)?;
-        let mut tx = self.pool.begin().await?;
-        fenced(&mut tx, claim).await?;
-        let done = sqlx::query(include_str!("complete_items.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(claim.token)
-            .bind(item_ids)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if done != item_ids.len() as u64 {
-            return Err(StoreError::NotInFlight(item_ids.to_vec()));
-        }
-        sqlx::query(include_str!("insert_output.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(item_ids)
-            .bind(output)
-            .bind(call)
-            .execute(&mut *tx)
-            .await?;
-        insert_items(&mut tx, follow_up).await?;
-        tx.commit().await?;
-        Ok(())
+    async fn commit(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
+        group::split_on_refusal(commits, |group| Box::pin(self.commit_together(group))).await
     }
 
-    async fn fail(
+    async fn fail_through(
         &self,
         claim: &Claim,
+        through: i64,
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> Result<FailResult> {
         let mut tx = self.lease_traffic.begin().await?;
         fenced(&mut tx, claim).await?;
-        let result = record_failure(&mut tx, claim, failure, policy).await?;
+        let result = record_failure(&mut tx, claim, through, failure, policy).await?;
         tx.commit().await?;
         Ok(result)
     }
@@ -552,7 +656,7 @@ impl Store for PostgresStore {
                     "claim expired: worker {} stopped renewing its lease",
                     claim.worker
                 ));
-                record_failure(&mut tx, &claim, &failure, policy).await?;
+                record_failure(&mut tx, &claim, i64::MAX, &failure, policy).await?;
                 tx.commit().await?;
                 reaped += 1;
             }

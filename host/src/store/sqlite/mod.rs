@@ -16,11 +16,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::failure::{self, Decision};
+use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, DeadFilter, DeadItem, Enqueued, FailResult, Failure, InsertRun,
-    Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
-    validate,
+    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
+    Failure, InsertRun, Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies,
+    RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo,
+    WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -151,6 +152,21 @@ impl SqliteStore {
     }
 
     /// Opens a write transaction on the writer connection (see [`writing`]).
+    /// One group commit's transaction ([`commit_one`] for each commit).
+    async fn commit_together(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
+        let mut tx = self.immediate().await?;
+        let written = async {
+            let conn = tx.conn();
+            let mut results = Vec::with_capacity(commits.len());
+            for commit in commits {
+                results.push(commit_one(conn, commit, self.options.max_payload_bytes).await?);
+            }
+            Ok(results)
+        }
+        .await;
+        tx.finish(written).await
+    }
+
     async fn immediate(&self) -> Result<writing::Writing> {
         writing::Writing::begin(&self.writer).await
     }
@@ -184,6 +200,79 @@ async fn fenced(conn: &mut SqliteConnection, claim: &Claim) -> Result<()> {
         .next();
     held.map(|_| ())
         .ok_or_else(|| StoreError::claim_lost(claim))
+}
+
+/// Writes one commit of a group inside the group's transaction: checks that
+/// the claim holds and that every item is pending and in flight under it,
+/// then marks the items done, stores the outputs and enqueues the follow-ups.
+/// SQLite has one writer, so nothing changes between the checks and the
+/// writes, and a commit that fails a check writes nothing.
+async fn commit_one(
+    conn: &mut SqliteConnection,
+    commit: &Commit,
+    max_payload_bytes: usize,
+) -> Result<Result<Committed>> {
+    let claim = &commit.claim;
+    if let Err(invalid) = commit
+        .completions
+        .iter()
+        .try_for_each(|c| validate::items(&c.follow_up, max_payload_bytes))
+    {
+        return Ok(Err(invalid));
+    }
+    match fenced(conn, claim).await {
+        Err(lost @ StoreError::ClaimLost { .. }) => return Ok(Err(lost)),
+        held => held?,
+    }
+    let ids: Vec<i64> = commit
+        .completions
+        .iter()
+        .flat_map(|c| c.item_ids.iter().copied())
+        .collect();
+    let ids_json = serde_json::to_string(&ids).expect("ids serialize");
+    let in_flight: i64 = sqlx::query(include_str!("count_in_flight.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.token)
+        .bind(&ids_json)
+        .fetch_all(&mut *conn)
+        .await?
+        .first()
+        .map_or(0, |row| row.get(0));
+    if in_flight != ids.len() as i64 {
+        return Ok(Err(StoreError::NotInFlight(ids)));
+    }
+    sqlx::query(include_str!("complete_items.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(claim.token)
+        .bind(&ids_json)
+        .execute(&mut *conn)
+        .await?;
+    for completion in &commit.completions {
+        sqlx::query(include_str!("insert_output.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(serde_json::to_string(&completion.item_ids).expect("ids serialize"))
+            .bind(completion.output.as_deref())
+            .bind(completion.call.as_deref())
+            .execute(&mut *conn)
+            .await?;
+        insert_items(conn, &completion.follow_up).await?;
+    }
+    if commit.release_if_drained {
+        let released = sqlx::query(include_str!("release_if_drained.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(claim.token)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if released > 0 {
+            return Ok(Ok(Committed::Released));
+        }
+    }
+    Ok(Ok(Committed::Done))
 }
 
 /// Inserts items in input order (see [`InsertRun`]).
@@ -262,6 +351,7 @@ async fn insert_deduplicated(conn: &mut SqliteConnection, item: &NewItem) -> Res
 async fn record_failure(
     conn: &mut SqliteConnection,
     claim: &Claim,
+    through: i64,
     failure: &Failure,
     policy: &RetryPolicy,
 ) -> Result<FailResult> {
@@ -272,6 +362,7 @@ async fn record_failure(
         .bind(&claim.task_type)
         .bind(&claim.work_unit_key)
         .bind(claim.token)
+        .bind(through)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
@@ -467,49 +558,14 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn complete(
-        &self,
-        claim: &Claim,
-        item_ids: &[i64],
-        output: Option<&str>,
-        follow_up: &[NewItem],
-        call: Option<&str>,
-    ) -> Result<()> {
-        validate::items(follow_up, self.options.max_payload_bytes)?;
-        let ids = serde_json::to_string(item_ids).expect("ids serialize");
-        let mut tx = self.immediate().await?;
-        let written = async {
-            let conn = tx.conn();
-            fenced(conn, claim).await?;
-            let done = sqlx::query(include_str!("complete_items.sql"))
-                .bind(&claim.task_type)
-                .bind(&claim.work_unit_key)
-                .bind(claim.token)
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if done != item_ids.len() as u64 {
-                return Err(StoreError::NotInFlight(item_ids.to_vec()));
-            }
-            sqlx::query(include_str!("insert_output.sql"))
-                .bind(&claim.task_type)
-                .bind(&claim.work_unit_key)
-                .bind(&ids)
-                .bind(output)
-                .bind(call)
-                .execute(&mut *conn)
-                .await?;
-            insert_items(conn, follow_up).await?;
-            Ok(())
-        }
-        .await;
-        tx.finish(written).await
+    async fn commit(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
+        group::split_on_refusal(commits, |group| Box::pin(self.commit_together(group))).await
     }
 
-    async fn fail(
+    async fn fail_through(
         &self,
         claim: &Claim,
+        through: i64,
         failure: &Failure,
         policy: &RetryPolicy,
     ) -> Result<FailResult> {
@@ -517,7 +573,7 @@ impl Store for SqliteStore {
         let failed = async {
             let conn = tx.conn();
             fenced(conn, claim).await?;
-            record_failure(conn, claim, failure, policy).await
+            record_failure(conn, claim, through, failure, policy).await
         }
         .await;
         tx.finish(failed).await
@@ -588,7 +644,7 @@ impl Store for SqliteStore {
                         "claim expired: worker {} stopped renewing its lease",
                         claim.worker
                     ));
-                    record_failure(conn, &claim, &failure, policy).await?;
+                    record_failure(conn, &claim, i64::MAX, &failure, policy).await?;
                     Ok(true)
                 }
                 .await;

@@ -1,0 +1,83 @@
+-- Group commit: writes several claims' completions in one statement.
+-- Commits (one per claim): $1 task types, $2 keys, $3 claim tokens,
+-- $4 workers, $5 whether to release the unit if this leaves it nothing
+-- pending. Completions: $6 the commit each belongs to (1-based), $7 outputs,
+-- $8 call records. Items: $9 ids, $10 the completion each belongs to.
+-- Returns one row per commit, in order: its number and what became of it:
+-- 'done', 'released', 'not-in-flight' (the claim holds but the items are not
+-- its pending items in flight: nothing written), 'busy' (another transaction
+-- holds the unit row: nothing written, try again) or 'lost' (the claim is
+-- gone: nothing written). A commit is written whole or not at all; the unit
+-- rows are locked in a fixed order and locked rows are skipped, never
+-- waited for, so one producer's open transaction holds up its own unit only.
+WITH cm AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::boolean[])
+        WITH ORDINALITY AS cm(task_type, work_unit_key, token, worker, release_if_drained, c)
+), co AS (
+    SELECT * FROM unnest($6::bigint[], $7::text[], $8::text[])
+        WITH ORDINALITY AS co(c, output, call, k)
+), it AS (
+    SELECT * FROM unnest($9::bigint[], $10::bigint[]) AS it(id, k)
+), held AS (
+    SELECT cm.c, u.in_flight_from, u.in_flight_through
+      FROM cm
+      JOIN sluice_units u
+        ON u.task_type = cm.task_type AND u.work_unit_key = cm.work_unit_key
+       AND u.claim_token = cm.token AND u.claimed_by = cm.worker
+     ORDER BY u.task_type, u.work_unit_key
+       FOR UPDATE OF u SKIP LOCKED
+), ready AS (
+    -- Held commits whose every item is one of the unit's pending items in
+    -- flight under the claim.
+    SELECT h.c
+      FROM held h JOIN cm USING (c)
+     WHERE NOT EXISTS (
+            SELECT 1
+              FROM co JOIN it USING (k)
+              LEFT JOIN sluice_items i
+                ON i.id = it.id AND i.task_type = cm.task_type
+               AND i.work_unit_key = cm.work_unit_key AND i.state = 'pending'
+               AND i.id BETWEEN h.in_flight_from AND h.in_flight_through
+             WHERE co.c = h.c AND i.id IS NULL)
+), done AS (
+    UPDATE sluice_items i
+       SET state = 'done', finished_at_ms = sluice_now_ms()
+      FROM it JOIN co USING (k) JOIN ready USING (c)
+     WHERE i.id = it.id
+    RETURNING i.id
+), outputs AS (
+    INSERT INTO sluice_outputs (task_type, work_unit_key, item_ids, output, call)
+    SELECT cm.task_type, cm.work_unit_key,
+           (SELECT array_agg(it.id ORDER BY it.id) FROM it WHERE it.k = co.k),
+           co.output::jsonb, co.call::jsonb
+      FROM co JOIN ready USING (c) JOIN cm USING (c)
+     ORDER BY co.k
+), released AS (
+    UPDATE sluice_units u
+       SET claimed_by = NULL, available_at_ms = sluice_now_ms()
+      FROM cm JOIN ready USING (c)
+     WHERE cm.release_if_drained
+       AND u.task_type = cm.task_type AND u.work_unit_key = cm.work_unit_key
+       AND u.claim_token = cm.token
+       AND NOT EXISTS (
+            SELECT 1 FROM sluice_items p
+             WHERE p.task_type = cm.task_type AND p.work_unit_key = cm.work_unit_key
+               AND p.state = 'pending'
+               AND p.id NOT IN (SELECT it.id FROM it JOIN co USING (k) WHERE co.c = cm.c))
+    RETURNING cm.c
+)
+SELECT cm.c,
+       CASE
+           WHEN r.c IS NOT NULL AND d.c IS NOT NULL THEN 'released'
+           WHEN r.c IS NOT NULL THEN 'done'
+           WHEN h.c IS NOT NULL THEN 'not-in-flight'
+           WHEN EXISTS (SELECT 1 FROM sluice_units u
+                         WHERE u.task_type = cm.task_type AND u.work_unit_key = cm.work_unit_key
+                           AND u.claim_token = cm.token AND u.claimed_by = cm.worker) THEN 'busy'
+           ELSE 'lost'
+       END
+  FROM cm
+  LEFT JOIN held h USING (c)
+  LEFT JOIN ready r USING (c)
+  LEFT JOIN released d USING (c)
+ ORDER BY cm.c

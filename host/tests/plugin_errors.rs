@@ -109,6 +109,26 @@ async fn a_component_importing_a_foreign_interface_is_refused() {
 }
 
 #[tokio::test]
+async fn a_component_importing_wasi_http_is_told_how_to_build_without_it() {
+    // What a default componentize-js build brings along.
+    let fetching = wat::parse_str(
+        r#"(component
+            (import "wasi:http/outgoing-handler@0.2.3" (instance
+                (export "handle" (func (param "request" u32))))))"#,
+    )
+    .unwrap();
+    let err = single_error("fetching.wasm", fetching).await;
+    assert!(matches!(err, PluginError::WasiHttp { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("fetching.wasm")
+            && message.contains("wasi:http/outgoing-handler@0.2.3")
+            && message.contains("--disable http --disable fetch-event"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn two_plugins_claiming_one_task_type_are_refused() {
     let dir = plugin_dir(&[("a.wasm", adversary_bytes()), ("b.wasm", adversary_bytes())]);
     let rt = runtime(1);

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
+
 use sluice::runtime::Registry;
 use sluice::runtime::registry::{self, PluginError};
 use support::{adversary_wasm, plugin_dir, runtime};
@@ -190,18 +192,14 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
         entries[0].starts_with(&first.digest),
         "keyed by content hash: {entries:?}"
     );
-    let modified = std::fs::metadata(cache.path().join(&entries[0]))
-        .unwrap()
-        .modified()
-        .unwrap();
-    // A second load reuses the entry rather than rewriting it.
+    let written = std::fs::metadata(cache.path().join(&entries[0])).unwrap();
+    // A second load reuses the entry rather than rewriting it (a rewrite is a
+    // new file renamed into place), and marks it as recently used.
     let second = registry::load_file(&rt, &adversary_wasm()).await.unwrap();
     assert_eq!(second.task_types, first.task_types);
-    let again = std::fs::metadata(cache.path().join(&entries[0]))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(modified, again);
+    let used = std::fs::metadata(cache.path().join(&entries[0])).unwrap();
+    assert_eq!(written.ino(), used.ino());
+    assert!(used.modified().unwrap() >= written.modified().unwrap());
     // A corrupt entry is ignored and replaced, not fatal.
     let entry = cache.path().join(&entries[0]);
     std::fs::write(&entry, b"garbage").unwrap();

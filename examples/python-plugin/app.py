@@ -139,4 +139,4 @@ class WitWorld(wit_world.WitWorld):
             )
         log.log(log.Level.INFO, f"item {item.id}: {headline!r}")
         output = {"headline": headline, "mood": mood, "audience": audience, "model": response.model}
-        return Outcome(output=json.dumps(output), enqueue=[])
+        return Outcome(output=json.dumps(output, separators=(",", ":")), enqueue=[])

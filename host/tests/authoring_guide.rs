@@ -94,9 +94,10 @@ fn follow(language: &str) -> String {
         .spawn()
         .expect("bash runs");
     let group = child.id();
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let output = std::thread::scope(|scope| {
-        let out = scope.spawn(|| read_all(child.stdout.take().unwrap()));
-        let err = scope.spawn(|| read_all(child.stderr.take().unwrap()));
+        let out = scope.spawn(|| read_all(stdout));
+        let err = scope.spawn(|| read_all(stderr));
         let status = child.wait().unwrap();
         (status, out.join().unwrap(), err.join().unwrap())
     });
@@ -148,12 +149,17 @@ fn assert_ran(language: &str, stdout: &str) {
             .is_some_and(|h| !h.is_empty()),
         "{language}: {exec}"
     );
-    // `sluice outputs` after `sluice run`: one line, the host's output.
-    let stored = stdout
+    // `sluice outputs` after `sluice run`: `TIME  items IDS  OUTPUT`.
+    let stored: serde_json::Value = stdout
         .lines()
-        .filter(|l| l.contains("\"audience\":\"commuters\"") && !l.starts_with('{'))
-        .count();
-    assert!(stored >= 1, "{language}: no stored output in\n{stdout}");
+        .find(|l| l.contains("  items 1  "))
+        .and_then(|l| l.split("  items 1  ").nth(1))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .unwrap_or_else(|| panic!("{language}: no stored output in\n{stdout}"));
+    assert_eq!(
+        stored, exec["output"],
+        "{language}: the host stored what exec returned"
+    );
 }
 
 #[test]

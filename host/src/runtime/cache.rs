@@ -102,7 +102,7 @@ fn evict(dir: &Path, keep: &Path, now: SystemTime, max_age: Duration, max_bytes:
             Some((meta.modified().ok()?, meta.len(), e.path()))
         })
         .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|(used, _, _)| std::cmp::Reverse(*used));
     let mut total = 0u64;
     for (used, len, path) in entries {
         let stale = now.duration_since(used).unwrap_or_default() > max_age;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use sluice::runtime::Registry;
 use sluice::store::{NewItem, Store};
 use support::host::{self, count, fast_config, wait_until};
+use support::process::HostDir;
 use support::stores;
 
 const KEYS: usize = 4;
@@ -188,6 +189,59 @@ async fn plugins_are_swapped_under_a_steady_stream_without_a_failed_call() {
         .filter(|r| r["plugin_version"] == "1.0.0")
         .count();
     assert_eq!(by_record, outputs_of(&*store, "1.0.0").await);
+}
+
+#[tokio::test]
+async fn sluice_run_reloads_on_sighup_and_refuses_a_broken_file_in_one_line() {
+    let db = stores::sqlite().await;
+    let dir = HostDir::new(&db.url, "lease = \"2s\"\nheartbeat_interval = \"300ms\"\n");
+    let plugins = dir.path().join("plugins");
+    let mut host = dir.start("host");
+    let log_has = |host: &support::process::HostProcess, what: &str| host.log_text().contains(what);
+    let limit = Duration::from_secs(30);
+    wait_until("the host started", limit, || async {
+        log_has(&host, "host started")
+    })
+    .await;
+
+    deploy(
+        &plugins,
+        "reload.wasm",
+        &std::fs::read(support::guest_wasm("sluice_test_reload_v1")).unwrap(),
+    );
+    host.signal("-HUP");
+    wait_until("SIGHUP added the plugin", limit, || async {
+        log_has(&host, "SIGHUP: reloading plugins") && log_has(&host, "plugin added")
+    })
+    .await;
+    db.store.enqueue(&[reload_item(1)]).await.unwrap();
+    wait_until("the added plugin serves", limit, || async {
+        count(&*db.store, "reload", "done").await == 1
+    })
+    .await;
+
+    deploy(&plugins, "broken.wasm", b"not a plugin");
+    host.signal("-HUP");
+    wait_until("the broken file was refused", limit, || async {
+        log_has(&host, "broken.wasm")
+    })
+    .await;
+    tokio::time::sleep(watcher_settles()).await;
+    let log = host.log_text();
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("broken.wasm")).collect();
+    assert_eq!(refusals.len(), 1, "one line for the broken file:\n{log}");
+    assert!(
+        refusals[0].contains("plugin refused") && refusals[0].contains("not a WebAssembly file"),
+        "{}",
+        refusals[0]
+    );
+    db.store.enqueue(&[reload_item(2)]).await.unwrap();
+    wait_until("the loaded plugin still serves", limit, || async {
+        count(&*db.store, "reload", "done").await == 2
+    })
+    .await;
+    assert!(host.is_running(), "SIGHUP does not stop the host");
+    assert!(host.terminate(limit).success());
 }
 
 /// Long enough for the watcher to see a change hold still and act on it.

@@ -84,10 +84,63 @@ fn plugins_check_prints_one_line_per_bad_plugin_and_fails() {
 fn plugins_check_of_a_missing_folder_says_so() {
     let out = sluice(&["plugins", "check", "/nonexistent/sluice-plugins"]);
     assert!(!out.status.success());
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("/nonexistent/sluice-plugins does not exist"),
+        err.contains("/nonexistent/sluice-plugins does not exist"),
+        "{err}"
+    );
+    // The path is positional here: no talk of a --plugins flag.
+    assert!(
+        err.contains("sluice plugins check") && !err.contains("--plugins"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugins_wit_hands_out_the_contract_this_host_implements() {
+    let wit = std::fs::read_to_string(support::workspace_path("wit/task.wit")).unwrap();
+    let out = sluice(&["plugins", "wit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), wit);
+    let version = sluice::runtime::bindings::CONTRACT_VERSION;
+    assert!(
+        wit.contains(&format!("package sluice:task@{version};")),
+        "CONTRACT_VERSION matches wit/task.wit"
+    );
+    // The SDK carries the same file.
+    let sdk = std::fs::read_to_string(support::workspace_path("sdk/wit/task.wit")).unwrap();
+    assert_eq!(sdk, wit);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("wit");
+    let out = sluice(&["plugins", "wit", "--out", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(target.join("task.wit")).unwrap(),
+        wit
+    );
+}
+
+#[test]
+fn plugins_check_accepts_a_single_file_as_exec_does() {
+    let dir = plugin_dir(&[
+        ("good.wasm", adversary_bytes()),
+        ("text.wasm", b"not wasm".to_vec()),
+    ]);
+    let good = dir.path().join("good.wasm");
+    let out = sluice(&["plugins", "check", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("ok     adversary 0.1.0"),
         "{}",
-        stderr(&out)
+        stdout(&out)
+    );
+    let bad = dir.path().join("text.wasm");
+    let out = sluice(&["plugins", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("error") && stdout(&out).contains("text.wasm"),
+        "{}",
+        stdout(&out)
     );
 }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use sluice::runtime::Registry;
 use sluice::runtime::contract::{self, SampleResult, Verdict};
 use sluice::runtime::registry;
-use support::{adversary_wasm, guest_wasm, plugin_dir, runtime, target_dir};
+use support::{adversary_wasm, guest_wasm, plugin_dir, runtime, target_dir, workspace_path};
 
 const BUNDLED: [(&str, &str); 4] = [
     ("sluice_plugin_template", "examples/plugin-template"),
@@ -21,12 +21,6 @@ const BUNDLED: [(&str, &str); 4] = [
     ("sluice_plugin_summary", "plugins/summary"),
     ("sluice_plugin_webhook", "plugins/webhook"),
 ];
-
-fn workspace_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(relative)
-}
 
 fn samples_of(folder: &str) -> String {
     std::fs::read_to_string(workspace_path(folder).join("samples.jsonl")).expect("samples file")
@@ -66,11 +60,23 @@ async fn the_template_passes_its_samples_with_each_error_kind_reported() {
     .await;
     let report: Vec<String> = results.iter().map(ToString::to_string).collect();
     assert!(contract::all_passed(&results), "{report:#?}");
-    assert_eq!(results.len(), 3, "{report:#?}");
-    assert!(report[0].starts_with("pass   line 1 template [key demo]: ok {"));
-    assert!(report[0].contains(r#""words":3"#), "{}", report[0]);
-    assert!(report[1].contains("retryable: asked to be retried"));
-    assert!(report[2].contains("permanent: expected {\"text\""));
+    assert_eq!(results.len(), 2, "{report:#?}");
+    // The LLM is denied in a contract check: the SDK classifies that as
+    // permanent and says where the operator grants it.
+    assert!(
+        report[0]
+            .starts_with("pass   line 1 headline [key demo]: permanent: the LLM call was denied")
+            && report[0].contains("[tasks.<task_type>.llm]"),
+        "{}",
+        report[0]
+    );
+    assert!(
+        report[1].contains(
+            "permanent: item 2: the payload does not have the expected shape: missing field `text`"
+        ),
+        "{}",
+        report[1]
+    );
 }
 
 #[tokio::test]
@@ -167,10 +173,10 @@ fn the_cli_passes_the_template_and_fails_a_misbehaving_plugin() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.starts_with("ok     template 0.1.0 (item mode)"),
+        text.starts_with("ok     headline 0.1.0 (item mode)"),
         "{text}"
     );
-    assert_eq!(text.lines().filter(|l| l.starts_with("pass")).count(), 3);
+    assert_eq!(text.lines().filter(|l| l.starts_with("pass")).count(), 2);
 
     let adversary = plugin_dir(&[("adversary.wasm", std::fs::read(adversary_wasm()).unwrap())]);
     let bad_samples = adversary.path().join("samples.jsonl");
@@ -206,7 +212,7 @@ fn a_bad_samples_file_is_refused_naming_the_line() {
     let samples = dir.path().join("samples.jsonl");
     std::fs::write(
         &samples,
-        "{\"task_type\":\"template\",\"work_unit_key\":\"k\",\"payload\":{}}\n{\"task_type\":1}\n",
+        "{\"task_type\":\"headline\",\"work_unit_key\":\"k\",\"payload\":{}}\n{\"task_type\":1}\n",
     )
     .unwrap();
     let out = sluice(&[
@@ -225,26 +231,34 @@ fn a_bad_samples_file_is_refused_naming_the_line() {
 }
 
 #[test]
-fn the_template_runs_under_exec_with_a_config_value() {
+fn the_template_under_exec_names_what_the_operator_must_set() {
     let template = guest_wasm("sluice_plugin_template");
-    let out = sluice(&[
-        "exec",
-        "--plugins",
-        template.to_str().unwrap(),
-        "--task",
-        "template",
-        "--payload",
-        r#"{"text":"hello plugin world"}"#,
-        "--set",
-        "shout=true",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(report["outcome"], "ok");
-    assert_eq!(
-        report["output"],
-        serde_json::json!({"text": "HELLO PLUGIN WORLD", "words": 3, "shout": true})
+    let exec = |extra: &[&str]| {
+        let mut args = vec![
+            "exec",
+            "--plugins",
+            template.to_str().unwrap(),
+            "--task",
+            "headline",
+            "--payload",
+            r#"{"text":"The river rose overnight."}"#,
+        ];
+        args.extend_from_slice(extra);
+        let out = sluice(&args);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        assert_eq!(report["outcome"], "permanent", "{report}");
+        assert_eq!(report["plugin"], "headline");
+        report["message"].as_str().unwrap().to_string()
+    };
+    // Without [tasks.headline.llm] in the configuration, the call is denied.
+    let denied = exec(&[]);
+    assert!(denied.contains("[tasks.<task_type>.llm]"), "{denied}");
+    // A malformed config value is named with its key, before any LLM call.
+    let bad = exec(&["--set", "max_words=many"]);
+    assert!(
+        bad.contains("config value `max_words` must be a positive integer, got \"many\""),
+        "{bad}"
     );
-    assert_eq!(report["plugin"], "template");
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
+
 use sluice::runtime::Registry;
 use sluice::runtime::registry::{self, PluginError};
 use support::{adversary_wasm, plugin_dir, runtime};
@@ -109,6 +111,26 @@ async fn a_component_importing_a_foreign_interface_is_refused() {
 }
 
 #[tokio::test]
+async fn a_component_importing_wasi_http_is_told_how_to_build_without_it() {
+    // What a default componentize-js build brings along.
+    let fetching = wat::parse_str(
+        r#"(component
+            (import "wasi:http/outgoing-handler@0.2.3" (instance
+                (export "handle" (func (param "request" u32))))))"#,
+    )
+    .unwrap();
+    let err = single_error("fetching.wasm", fetching).await;
+    assert!(matches!(err, PluginError::WasiHttp { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("fetching.wasm")
+            && message.contains("wasi:http/outgoing-handler@0.2.3")
+            && message.contains("--disable http --disable fetch-event"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn two_plugins_claiming_one_task_type_are_refused() {
     let dir = plugin_dir(&[("a.wasm", adversary_bytes()), ("b.wasm", adversary_bytes())]);
     let rt = runtime(1);
@@ -170,18 +192,14 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
         entries[0].starts_with(&first.digest),
         "keyed by content hash: {entries:?}"
     );
-    let modified = std::fs::metadata(cache.path().join(&entries[0]))
-        .unwrap()
-        .modified()
-        .unwrap();
-    // A second load reuses the entry rather than rewriting it.
+    let written = std::fs::metadata(cache.path().join(&entries[0])).unwrap();
+    // A second load reuses the entry rather than rewriting it (a rewrite is a
+    // new file renamed into place), and marks it as recently used.
     let second = registry::load_file(&rt, &adversary_wasm()).await.unwrap();
     assert_eq!(second.task_types, first.task_types);
-    let again = std::fs::metadata(cache.path().join(&entries[0]))
-        .unwrap()
-        .modified()
-        .unwrap();
-    assert_eq!(modified, again);
+    let used = std::fs::metadata(cache.path().join(&entries[0])).unwrap();
+    assert_eq!(written.ino(), used.ino());
+    assert!(used.modified().unwrap() >= written.modified().unwrap());
     // A corrupt entry is ignored and replaced, not fatal.
     let entry = cache.path().join(&entries[0]);
     std::fs::write(&entry, b"garbage").unwrap();

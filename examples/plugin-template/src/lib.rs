@@ -1,121 +1,121 @@
-//! A minimal Sluice task plugin (item mode, task type `template`): copy it to
-//! start your own.
+//! A Sluice task plugin to copy when writing your own (item mode, task type
+//! `headline`), on the `sluice-sdk` crate. The same plugin exists in Python
+//! (`examples/python-plugin`) and JavaScript (`examples/js-plugin`).
 //!
-//! It reads `{"text": "..."}`, and returns `{"text", "words", "shout"}`: the
-//! text, its word count and, when the operator set the `shout` config value to
-//! `true`, the text in capitals. It shows the parts every plugin has: the
-//! bindings, `describe`, `process`, a log line, a config value, and the two
-//! kinds of error.
+//! It reads `{"text": "..."}`, asks the operator's LLM for a headline and the
+//! text's mood as a JSON document valid against [`REPLY_SCHEMA`], and returns
+//! `{"headline", "mood", "audience", "model"}`. It shows the parts every
+//! plugin has: `describe`, `process`, a typed payload, config values, an LLM
+//! call, a log line, and errors classified as `retryable` or `permanent`.
 //!
-//! The logic is a plain function ([`transform`]) so `cargo test` can check it
-//! natively; the glue around it only runs inside Sluice.
+//! The logic that needs no host (the prompt, the output) is in plain
+//! functions, so `cargo test` checks it natively.
 
-// Generates Rust bindings for the `handler` world of the contract. In a copy
-// outside the Sluice repository, point `path` at your copy of `wit/`.
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "handler",
-});
+use serde::{Deserialize, Serialize};
+use sluice_sdk::chat::Chat;
+use sluice_sdk::config::Config;
+use sluice_sdk::{Guest, Mode, Outcome, PluginInfo, TaskError, WorkItem, log};
 
-use serde::Deserialize;
-use sluice::task::types::Mode;
-use sluice::task::{config, log};
+/// The reply the LLM must give: the host asks the provider for a document
+/// valid against it, and the SDK parses it into [`Reply`].
+pub const REPLY_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "headline": {"type": "string", "minLength": 1, "maxLength": 200},
+    "mood": {"enum": ["positive", "neutral", "negative"]}
+  },
+  "required": ["headline", "mood"],
+  "additionalProperties": false
+}"#;
 
-/// The payload this plugin expects. Parsing into a struct gives a clear error
-/// for free when a producer sends something else.
+/// The payload. Parsing into a struct gives a clear, permanent error when a
+/// producer sends something else.
 #[derive(Deserialize)]
-struct Payload {
+struct Article {
     text: String,
 }
 
-struct Template;
+#[derive(Deserialize)]
+struct Reply {
+    headline: String,
+    mood: String,
+}
 
-impl Guest for Template {
-    /// Who the plugin is and which task types it handles. Called when Sluice
-    /// loads the plugin.
+/// The output document.
+#[derive(Serialize, Debug, PartialEq)]
+struct Headline {
+    headline: String,
+    mood: String,
+    audience: String,
+    model: String,
+}
+
+struct Plugin;
+
+impl Guest for Plugin {
+    /// Who the plugin is and which task types it handles. `Mode::Item`: one
+    /// item per call; `Mode::Batch` receives several items of a unit at once.
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "template".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            task_types: vec!["template".into()],
-            // `Item`: one item per call. Use `Mode::Batch` to receive several
-            // items of one work unit at once.
-            mode: Mode::Item,
-        }
+        PluginInfo::new(
+            "headline",
+            env!("CARGO_PKG_VERSION"),
+            &["headline"],
+            Mode::Item,
+        )
     }
 
     fn process(items: Vec<WorkItem>) -> Result<Outcome, TaskError> {
-        // Item mode: always exactly one item.
-        let item = items
-            .into_iter()
-            .next()
-            .ok_or_else(|| TaskError::Permanent("no item".into()))?;
-        // Values the operator set under [tasks.template.config].
-        let shout = config::get("shout").is_some_and(|v| v == "true");
-        let output = transform(&item.payload, shout)?;
-        log::log(
-            log::Level::Info,
-            &format!("item {} transformed (attempt {})", item.id, item.attempt),
-        );
-        Ok(Outcome {
-            output: Some(output),
-            // Follow-up items to enqueue, committed together with the output.
-            enqueue: Vec::new(),
+        let item = sluice_sdk::only(items)?;
+        let article: Article = item.parse_payload()?;
+        // Values the operator set under [tasks.headline.config]; a malformed
+        // one is a permanent error naming the key.
+        let config = Config::host();
+        let audience = config
+            .get("audience")
+            .unwrap_or_else(|| "general readers".into());
+        let max_words = config.positive::<u32>("max_words")?.unwrap_or(12);
+        // Through the operator's provider ([tasks.headline.llm]). A timeout,
+        // rate limit or 5xx is retryable, a denied call permanent; a reply
+        // that does not parse is retried once, then permanent.
+        let reply = Chat::new()
+            .system(instructions(&audience, max_words))
+            .user(article.text)
+            .max_tokens(200)
+            .temperature(0.0)
+            .send_json::<Reply>(REPLY_SCHEMA, item.attempt)?;
+        log::info(format!("item {}: {:?}", item.id, reply.value.headline));
+        Outcome::json(&Headline {
+            headline: reply.value.headline,
+            mood: reply.value.mood,
+            audience,
+            model: reply.response.model,
         })
     }
 }
 
-/// The plugin's logic: a payload in, an output JSON document out.
-///
-/// Errors: `Permanent` when retrying cannot help (this payload will never
-/// parse), `Retryable` when a later attempt may succeed (a dependency that is
-/// down). Here, a payload asking for `"text": "retry"` shows the second kind.
-fn transform(payload: &str, shout: bool) -> Result<String, TaskError> {
-    let payload: Payload = serde_json::from_str(payload).map_err(|e| {
-        TaskError::Permanent(format!("expected {{\"text\": \"...\"}} as payload: {e}"))
-    })?;
-    if payload.text == "retry" {
-        return Err(TaskError::Retryable("asked to be retried".into()));
-    }
-    let text = if shout {
-        payload.text.to_uppercase()
-    } else {
-        payload.text.clone()
-    };
-    let output = serde_json::json!({
-        "text": text,
-        "words": payload.text.split_whitespace().count(),
-        "shout": shout,
-    });
-    Ok(output.to_string())
+/// The system prompt.
+fn instructions(audience: &str, max_words: u32) -> String {
+    format!(
+        "Write a headline of at most {max_words} words for {audience} about the user's text, \
+         and say whether its mood is positive, neutral or negative."
+    )
 }
 
-export!(Template);
+sluice_sdk::export!(Plugin);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn counts_words_and_shouts_when_configured() {
-        let out: serde_json::Value =
-            serde_json::from_str(&transform(r#"{"text":"hello plugin world"}"#, true).unwrap())
-                .unwrap();
-        assert_eq!(
-            out,
-            serde_json::json!({"text": "HELLO PLUGIN WORLD", "words": 3, "shout": true})
-        );
+    fn the_prompt_carries_the_config_values() {
+        let prompt = instructions("commuters", 8);
+        assert!(prompt.contains("at most 8 words for commuters"), "{prompt}");
     }
 
     #[test]
-    fn errors_are_classified() {
-        assert!(matches!(
-            transform(r#"{"txt":"x"}"#, false),
-            Err(TaskError::Permanent(_))
-        ));
-        assert!(matches!(
-            transform(r#"{"text":"retry"}"#, false),
-            Err(TaskError::Retryable(_))
-        ));
+    fn the_schema_is_json_that_requires_both_fields() {
+        let schema: serde_json::Value = serde_json::from_str(REPLY_SCHEMA).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["headline", "mood"]));
     }
 }

@@ -1,7 +1,8 @@
 //! `sluice run`: the host. Loads and checks the configuration and the plugins
 //! ([`preflight`], the checks `sluice config` makes too), then the database
 //! (any problem stops it before it claims anything), then runs the pool and
-//! the health listener until SIGTERM or SIGINT.
+//! the health listener until SIGTERM or SIGINT. Changed plugins are reloaded
+//! while it runs (a file watch and `SIGHUP`, [`crate::worker::Host::watch_plugins`]).
 //!
 //! The first signal drains: no new claims, running units get
 //! `shutdown_grace` to finish, then are cancelled and released without an
@@ -31,7 +32,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let Checked {
         listen,
         network,
-        runtime: _runtime,
+        runtime,
         registry,
     } = preflight::check(&config).await?;
     crate::runtime::log_budget::set_host_rate(config.limits.log_bytes_per_second);
@@ -53,6 +54,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let stall_after = config.stall_after;
+    let plugins_dir = config.plugins_dir.clone();
     let grace = config.shutdown_grace;
     let host = Host::start(HostParts {
         config: Arc::new(config),
@@ -62,6 +64,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         worker: this_process(),
     })
     .await?;
+    host.watch_plugins(runtime, plugins_dir).await;
     if let Some(listener) = listener {
         api::serve(listener, host.clone(), stall_after)?;
     }

@@ -209,6 +209,7 @@ impl Config {
                 .any(|known| known.eq_ignore_ascii_case(top))
         });
         let figment = figment.merge(env);
+        task::refuse_empty_llm(&figment)?;
         let mut config: Config = figment.extract().map_err(wording::describe)?;
         paths::resolve_against_file(&mut config, &figment);
         config.validate()?;

@@ -202,3 +202,26 @@ impl TaskSection {
         Ok(())
     }
 }
+
+/// Refuses a `[tasks.<type>.llm]` table written without any key. It reads as
+/// "this task type uses an LLM" yet grants nothing, so every `llm` call would
+/// be denied at run time; serde cannot tell it from an absent table, so the
+/// merged sources are inspected before they are extracted.
+pub(super) fn refuse_empty_llm(figment: &figment::Figment) -> Result<(), ConfigError> {
+    use figment::value::Value;
+    let Ok(Value::Dict(_, tasks)) = figment.find_value("tasks") else {
+        return Ok(());
+    };
+    for (task_type, section) in &tasks {
+        if let Value::Dict(_, section) = section
+            && let Some(Value::Dict(_, llm)) = section.get("llm")
+            && llm.is_empty()
+        {
+            return Err(ConfigError::invalid(
+                format!("tasks.{task_type}.llm"),
+                "is empty, so every `llm` call of this task type would be denied: set                  `provider` (a name under [llm.providers]) and `model`, or remove the section",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -181,6 +181,17 @@ fn relative_paths_in_the_file_start_at_its_folder() {
 }
 
 #[test]
+fn an_empty_llm_section_is_refused_with_what_is_missing() {
+    let err = message(load("[tasks.my-task.llm]\n", &[]));
+    assert!(
+        err.contains("tasks.my-task.llm") && err.contains("`provider`") && err.contains("`model`"),
+        "{err}"
+    );
+    // No section at all: the task type simply has no LLM access.
+    load("[tasks.my-task]\nmax_attempts = 2\n", &[]).unwrap();
+}
+
+#[test]
 fn a_bad_value_is_named_with_its_key() {
     let err = message(load("lease = \"soon\"", &[]));
     assert!(err.contains("lease"), "{err}");

@@ -20,3 +20,5 @@ pub use sluice::task::{config, http, llm, log, types};
 pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The WIT package name plugins import from.
 pub const CONTRACT_PACKAGE: &str = "sluice:task";
+/// The contract itself, as `sluice plugins wit` prints it for authors.
+pub const CONTRACT_WIT: &str = include_str!("../../../wit/task.wit");

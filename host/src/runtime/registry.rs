@@ -7,6 +7,10 @@
 //! description. Compiled code is cached on disk ([`super::cache`]), and each
 //! plugin keeps an `InstancePre` so a call only has to instantiate. Two plugins
 //! claiming one task type are refused: which one runs must never be a guess.
+//!
+//! [`rescan`] is the same load against the plugins already running, for hot
+//! reload: unchanged files keep their loaded plugin, and a file that fails
+//! changes nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +95,15 @@ pub enum PluginError {
     IncompatibleContract { path: PathBuf, found: String },
     #[error("{}: does not implement the {CONTRACT_PACKAGE} `handler` world: {reason}", path.display())]
     WrongWorld { path: PathBuf, reason: String },
+    #[error(
+        "{}: imports `{name}`, but plugins reach the network only through {CONTRACT_PACKAGE}'s \
+         `http` and `llm` imports, which the operator allows per task type; rebuild without \
+         WASI HTTP: with componentize-js pass `--disable http --disable fetch-event`, with \
+         componentize-py target the `handler` world of wit/ (not `wasi:http/proxy`), and in \
+         Rust drop the dependency that brings it (docs/authoring.md, \"The sandbox\")",
+        path.display()
+    )]
+    WasiHttp { path: PathBuf, name: String },
     #[error("{}: describe() failed: {reason}", path.display())]
     Describe { path: PathBuf, reason: String },
     #[error(
@@ -194,6 +207,110 @@ pub async fn scan(runtime: &Runtime, dir: &Path) -> Result<LoadReport, PluginErr
     Ok(report)
 }
 
+/// What a [`rescan`] changed, one entry per file.
+pub enum Change {
+    Added(Arc<Plugin>),
+    Replaced { old: Arc<Plugin>, new: Arc<Plugin> },
+    Removed(Arc<Plugin>),
+}
+
+/// The outcome of a [`rescan`]: the plugins to run from now on, what changed,
+/// and the files refused (each keeps its previous version, if it had one).
+pub struct Rescan {
+    pub plugins: Vec<Arc<Plugin>>,
+    pub changes: Vec<Change>,
+    pub refused: Vec<PluginError>,
+}
+
+/// Rescans `dir` against `current`, the plugins running now. A file whose
+/// bytes did not change keeps its loaded plugin; a changed or new file is
+/// compiled and checked like at start; a file that is gone drops its plugin.
+/// A file that fails to load, or whose task types another file already
+/// handles, is refused and changes nothing: its previous version (if any)
+/// keeps serving. A missing or unreadable folder is an error and changes
+/// nothing either.
+pub async fn rescan(
+    runtime: &Runtime,
+    dir: &Path,
+    current: &[Arc<Plugin>],
+) -> Result<Rescan, PluginError> {
+    let files = wasm_files(dir)?;
+    let mut before: BTreeMap<&Path, &Arc<Plugin>> =
+        current.iter().map(|p| (p.path.as_path(), p)).collect();
+    let mut result = Rescan {
+        plugins: Vec::new(),
+        changes: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut owners: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in files {
+        let old = before.remove(path.as_path()).cloned();
+        let unchanged = match (&old, std::fs::read(&path)) {
+            (Some(old), Ok(bytes)) => cache::digest(&bytes) == old.digest,
+            _ => false,
+        };
+        let mut candidates = Vec::new();
+        if unchanged {
+            candidates.extend(old.clone());
+        } else {
+            match load_file(runtime, &path).await {
+                Ok(plugin) => candidates.push(Arc::new(plugin)),
+                Err(err) => result.refused.push(err),
+            }
+            candidates.extend(old.clone());
+        }
+        let mut kept = false;
+        for candidate in candidates {
+            let clash = candidate
+                .task_types
+                .iter()
+                .find_map(|t| owners.get(t).map(|first| (t.clone(), first.clone())));
+            if let Some((task_type, first)) = clash {
+                result.refused.push(PluginError::DuplicateTaskType {
+                    task_type,
+                    first,
+                    second: path.clone(),
+                });
+                continue;
+            }
+            for t in &candidate.task_types {
+                owners.insert(t.clone(), path.clone());
+            }
+            match &old {
+                None => result.changes.push(Change::Added(candidate.clone())),
+                Some(old) if !Arc::ptr_eq(old, &candidate) => {
+                    result.changes.push(Change::Replaced {
+                        old: old.clone(),
+                        new: candidate.clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+            result.plugins.push(candidate);
+            kept = true;
+            break;
+        }
+        if let (false, Some(old)) = (kept, old) {
+            result.changes.push(Change::Removed(old));
+        }
+    }
+    result.changes.extend(
+        before
+            .into_values()
+            .map(|gone| Change::Removed(gone.clone())),
+    );
+    Ok(result)
+}
+
+/// A `*.wasm` file whose name does not start with `.`: a file being deployed
+/// can be written under a hidden name, then renamed into place.
+pub fn is_plugin_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+        && path
+            .file_name()
+            .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+}
+
 fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     if !dir.is_dir() {
         return Err(PluginError::MissingDir(dir.to_path_buf()));
@@ -205,7 +322,7 @@ fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
         let path = entry.map_err(read_dir_error)?.path();
-        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+        if is_plugin_file(&path) && path.is_file() {
             files.push(path);
         }
     }
@@ -305,6 +422,11 @@ fn check_imports(
                     found,
                 });
             }
+        } else if name.starts_with("wasi:http/") {
+            return Err(PluginError::WasiHttp {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+            });
         } else if !name.starts_with("wasi:") {
             return Err(PluginError::WrongWorld {
                 path: path.to_path_buf(),

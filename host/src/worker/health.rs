@@ -25,7 +25,8 @@ pub struct Health {
     database_ok: AtomicBool,
     /// Finished outcomes waiting for the database to take them.
     stalled_writes: AtomicUsize,
-    plugins: usize,
+    /// Plugins loaded now (a reload changes it).
+    plugins: AtomicUsize,
 }
 
 /// Counts one outcome as stalled while it lives (see [`Health::stall_write`]).
@@ -65,7 +66,7 @@ impl Health {
             reaper_ticks: AtomicU64::new(0),
             database_ok: AtomicBool::new(true),
             stalled_writes: AtomicUsize::new(0),
-            plugins,
+            plugins: AtomicUsize::new(plugins),
         }
     }
 
@@ -131,7 +132,11 @@ impl Health {
     }
 
     pub fn plugins(&self) -> usize {
-        self.plugins
+        self.plugins.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_plugins(&self, plugins: usize) {
+        self.plugins.store(plugins, Ordering::Relaxed);
     }
 
     /// Healthy when the claim loop and the heartbeat both ticked within `stall_after`.
@@ -151,7 +156,7 @@ impl Health {
             reaper_ticks: self.reaper_ticks.load(Ordering::Relaxed),
             database_ok: self.database_ok(),
             stalled_writes: self.stalled_writes(),
-            plugins: self.plugins,
+            plugins: self.plugins(),
         }
     }
 }

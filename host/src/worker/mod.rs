@@ -24,11 +24,13 @@ mod health;
 mod heartbeat;
 mod pool;
 mod reaper;
+mod reload;
 mod running;
 pub mod shutdown;
 mod tasks;
 mod unit;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +39,12 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::imports::Outbound;
-use crate::runtime::Registry;
+use crate::runtime::{Registry, Runtime};
 use crate::store::{Store, WorkerInfo};
 
 pub use health::{Health, HealthReport};
-pub use tasks::{TaskPlan, TaskPlans};
+pub use reload::ReloadSummary;
+pub use tasks::{PlanSet, TaskPlan, TaskPlans};
 
 use running::Running;
 
@@ -72,7 +75,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) outbound: Arc<dyn Outbound>,
     pub(crate) worker: WorkerInfo,
-    pub(crate) plans: TaskPlans,
+    /// The task plans in force; a plugin reload replaces them.
+    pub(crate) plans: PlanSet,
     /// Where plugin calls run, apart from everything else.
     pub(crate) guests: guests::GuestThreads,
     pub(crate) slots: Arc<Semaphore>,
@@ -85,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) phase: watch::Sender<Phase>,
     /// Test and operator hook: while true the claim loop does not tick.
     pub(crate) paused: watch::Sender<bool>,
+    /// Held by a plugin reload, so two never interleave.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -124,12 +130,13 @@ impl Host {
             store: parts.store,
             outbound: parts.outbound,
             worker: parts.worker,
-            plans,
+            plans: PlanSet::new(plans),
             running: Arc::new(Running::default()),
             group_commit,
             wake: Notify::new(),
             phase: watch::channel(Phase::Running).0,
             paused: watch::channel(false).0,
+            reloading: tokio::sync::Mutex::new(()),
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(heartbeat::run(shared.clone()));
@@ -139,7 +146,7 @@ impl Host {
         tracing::info!(
             worker = %shared.worker.id,
             slots = shared.config.slots,
-            task_types = ?shared.plans.task_types().collect::<Vec<_>>(),
+            task_types = ?shared.plans.current().task_types().collect::<Vec<_>>(),
             "host started"
         );
         Ok(Host {
@@ -169,6 +176,22 @@ impl Host {
     /// Follows the number of units in flight as it changes.
     pub fn watch_units_in_flight(&self) -> watch::Receiver<usize> {
         self.shared.running.watch()
+    }
+
+    /// Reloads the plugins in `dir` now (see [`reload`]): changed files are
+    /// compiled, checked and swapped in; refused files change nothing.
+    /// `runtime` must be the one the running plugins were loaded with.
+    pub async fn reload_plugins(&self, runtime: &Runtime, dir: &Path) -> ReloadSummary {
+        reload::reload(&self.shared, runtime, dir).await
+    }
+
+    /// Reloads the plugins in `dir` whenever its `.wasm` files change, and on
+    /// `SIGHUP`, until shutdown.
+    pub async fn watch_plugins(&self, runtime: Runtime, dir: PathBuf) {
+        self.tasks
+            .lock()
+            .await
+            .spawn(reload::watch(self.shared.clone(), runtime, dir));
     }
 
     /// Stops (or resumes) the claim loop without stopping anything else, so

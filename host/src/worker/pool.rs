@@ -45,11 +45,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             wait(&shared, poll.min(MAX_WRITE_PROBE_WAIT)).await;
             continue;
         }
+        let plans = shared.plans.current();
         let claimed = tokio::time::timeout(
             shared.config.lease,
             shared.store.claim(
                 &shared.worker.id,
-                shared.plans.claimables(),
+                plans.claimables(),
                 free as u32,
                 shared.config.lease,
             ),
@@ -115,7 +116,7 @@ pub(crate) async fn listen_for_work(shared: Arc<Shared>) {
                 loop {
                     match signal.next().await {
                         Ok(task_type) => {
-                            if shared.plans.get(&task_type).is_some() {
+                            if shared.plans.current().get(&task_type).is_some() {
                                 shared.wake.notify_one();
                             }
                         }

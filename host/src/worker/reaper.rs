@@ -32,7 +32,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         match tokio::time::timeout(interval.max(shared.config.heartbeat_interval), async {
             shared
                 .store
-                .reap(shared.plans.policies(), Some(&shared.worker.id))
+                .reap(shared.plans.current().policies(), Some(&shared.worker.id))
                 .await
         })
         .await

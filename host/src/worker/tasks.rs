@@ -1,8 +1,9 @@
 //! What the host knows about each task type it can run: the plugin that
-//! handles it and the operator's settings, resolved once at start.
+//! handles it and the operator's settings, resolved at start and again at
+//! each plugin reload ([`PlanSet`] holds the current set).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, TaskSettings};
 use crate::imports::TaskConfig;
@@ -30,6 +31,7 @@ pub struct TaskPlan {
 
 /// Every runnable task type, plus what the store needs for all of them.
 pub struct TaskPlans {
+    plugins: Vec<Arc<Plugin>>,
     plans: BTreeMap<String, TaskPlan>,
     claimables: Vec<Claimable>,
     policies: RetryPolicies,
@@ -50,6 +52,13 @@ impl TaskPlans {
                 );
             }
         }
+        Ok(Self::build(config, registry))
+    }
+
+    /// Resolves the settings of every task type a loaded plugin handles,
+    /// without the check of [`TaskPlans::new`]: after a reload, a section
+    /// whose plugin was removed simply has nothing to run.
+    pub fn build(config: &Config, registry: &Registry) -> Self {
         let mut plans = BTreeMap::new();
         let mut policies = RetryPolicies {
             default: config.defaults.retry_policy(),
@@ -91,11 +100,17 @@ impl TaskPlans {
                 },
             );
         }
-        Ok(Self {
+        Self {
+            plugins: registry.plugins().to_vec(),
             plans,
             claimables,
             policies,
-        })
+        }
+    }
+
+    /// The plugins these plans run.
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
     }
 
     pub fn get(&self, task_type: &str) -> Option<&TaskPlan> {
@@ -114,5 +129,36 @@ impl TaskPlans {
     /// Retry policies, for the reaper.
     pub fn policies(&self) -> &RetryPolicies {
         &self.policies
+    }
+}
+
+/// The task plans in force. A reload swaps in a new set at once; a unit keeps
+/// the set it started with (an `Arc`), so calls in flight finish on the
+/// plugin version they began with and the next claim uses the new one.
+pub struct PlanSet {
+    current: RwLock<Arc<TaskPlans>>,
+}
+
+impl PlanSet {
+    pub fn new(plans: TaskPlans) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(plans)),
+        }
+    }
+
+    /// The plans in force now.
+    pub fn current(&self) -> Arc<TaskPlans> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `plans` in force.
+    pub fn replace(&self, plans: TaskPlans) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(plans);
     }
 }

@@ -40,7 +40,8 @@ pub(crate) async fn run(
         predecessor.ended().await;
     }
     let started = Instant::now();
-    match shared.plans.get(&claim.task_type) {
+    let plans = shared.plans.current();
+    match plans.get(&claim.task_type) {
         Some(plan) => {
             let span = tracing::info_span!(
                 "unit",

@@ -64,10 +64,20 @@ pub async fn start_plugins(
             .unwrap_or_else(|err| panic!("the plugin {name} loads: {err}"));
         loaded.push(Arc::new(plugin));
     }
+    start_registry(store, config, outbound, Registry::from_plugins(loaded)).await
+}
+
+/// Starts a host running the plugins of `registry` against `store`.
+pub async fn start_registry(
+    store: Arc<dyn Store>,
+    config: Config,
+    outbound: Arc<dyn Outbound>,
+    registry: Registry,
+) -> Host {
     Host::start(HostParts {
         config: Arc::new(config),
         store,
-        registry: Arc::new(Registry::from_plugins(loaded)),
+        registry: Arc::new(registry),
         outbound,
         worker: WorkerInfo {
             id: format!("test-host-{}", std::process::id()),

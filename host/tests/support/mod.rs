@@ -31,6 +31,13 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
+/// A path inside the workspace (the repository's root).
+pub fn workspace_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
 /// A guest plugin built by `scripts/build-plugins`, by crate file name.
 pub fn guest_wasm(name: &str) -> PathBuf {
     let path = target_dir()

@@ -72,7 +72,8 @@ impl HostProcess {
         self.child.id()
     }
 
-    fn signal(&self, signal: &str) {
+    /// Sends `signal` (such as `-HUP`) to the process.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.pid().to_string()])
             .status()

@@ -2,24 +2,23 @@
 //! self-contained facts about a conversation's observed peer from a batch of
 //! its chat messages, with one LLM call per observed peer in the batch.
 //!
-//! This file is the WebAssembly glue: it reads the config, calls `llm` and
-//! assembles the outcome. The logic lives in plain modules that are unit
-//! tested natively (`cargo test -p sluice-plugin-representation`). The
-//! payload, prompt and output formats are documented in README.md.
+//! This file is the WebAssembly glue, on the `sluice-sdk` crate: it reads the
+//! config, calls `llm` and assembles the outcome. The logic lives in plain
+//! modules that are unit tested natively
+//! (`cargo test -p sluice-plugin-representation`). The payload, prompt and
+//! output formats are documented in README.md. Failed calls are classified by
+//! the SDK's standard mapping; an unusable reply is retried once, then
+//! permanent, with the raw reply in the message.
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "handler",
-});
-
-mod failure;
 mod messages;
 mod output;
 mod prompt;
 mod reply;
 
-use sluice::task::types::Mode;
-use sluice::task::{config, llm, log};
+use sluice_sdk::chat::Chat;
+use sluice_sdk::config::Config;
+use sluice_sdk::failure::broken_reply;
+use sluice_sdk::{Guest, Mode, Outcome, PluginInfo, TaskError, WorkItem, log};
 
 /// The token budget for the reply unless the operator sets `max_tokens`.
 const DEFAULT_MAX_TOKENS: u32 = 2048;
@@ -28,12 +27,12 @@ struct Representation;
 
 impl Guest for Representation {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "representation".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            task_types: vec!["representation".into()],
-            mode: Mode::Batch,
-        }
+        PluginInfo::new(
+            "representation",
+            env!("CARGO_PKG_VERSION"),
+            &["representation"],
+            Mode::Batch,
+        )
     }
 
     fn process(items: Vec<WorkItem>) -> Result<Outcome, TaskError> {
@@ -43,49 +42,37 @@ impl Guest for Representation {
             .first()
             .ok_or_else(|| TaskError::Permanent("no items".into()))?
             .attempt;
-        let max_tokens = max_tokens()?;
+        let max_tokens = Config::host()
+            .positive::<u32>("max_tokens")?
+            .unwrap_or(DEFAULT_MAX_TOKENS);
         let batch = messages::group(items.iter().map(|i| (i.id, i.payload.as_str())))
             .map_err(TaskError::Permanent)?;
         for skipped in &batch.skipped {
-            log::log(
-                log::Level::Warn,
-                &format!("skipping item {}: {}", skipped.item_id, skipped.error),
-            );
+            log::warn(format!(
+                "skipping item {}: {}",
+                skipped.item_id, skipped.error
+            ));
         }
         let mut report = output::Report::default();
         for group in &batch.groups {
             let Some(prompt) = prompt::build(group) else {
                 continue;
             };
-            let response = llm::complete(&llm::Request {
-                model: None,
-                messages: vec![
-                    llm::Message {
-                        role: llm::Role::System,
-                        content: prompt.system,
-                    },
-                    llm::Message {
-                        role: llm::Role::User,
-                        content: prompt.user,
-                    },
-                ],
-                max_tokens: Some(max_tokens),
-                temperature: Some(0.0),
-                stop: Vec::new(),
-                json_schema: Some(prompt::REPLY_SCHEMA.into()),
-            })
-            .map_err(|e| failure::llm_error(&e, attempt))?;
+            let response = Chat::new()
+                .system(prompt.system)
+                .user(prompt.user)
+                .max_tokens(max_tokens)
+                .temperature(0.0)
+                .json_schema(prompt::REPLY_SCHEMA)
+                .send(attempt)?;
             let observations = reply::parse(&response.content, &group.observed, &prompt.citable)
-                .map_err(|reason| failure::broken_reply(&reason, &response, attempt))?;
-            log::log(
-                log::Level::Info,
-                &format!(
-                    "{} observations about {} from {} messages",
-                    observations.len(),
-                    group.observed,
-                    group.messages.len()
-                ),
-            );
+                .map_err(|reason| broken_reply(&reason, &response, attempt))?;
+            log::info(format!(
+                "{} observations about {} from {} messages",
+                observations.len(),
+                group.observed,
+                group.messages.len()
+            ));
             report.add_call(
                 observations,
                 &response.model,
@@ -101,22 +88,4 @@ impl Guest for Representation {
     }
 }
 
-/// The operator's `max_tokens`, if set; a bad value is a permanent error
-/// that names the key.
-fn max_tokens() -> Result<u32, TaskError> {
-    match config::get("max_tokens") {
-        None => Ok(DEFAULT_MAX_TOKENS),
-        Some(value) => value
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| {
-                TaskError::Permanent(format!(
-                    "config value `max_tokens` must be a positive integer, got {value:?}"
-                ))
-            }),
-    }
-}
-
-export!(Representation);
+sluice_sdk::export!(Representation);

@@ -2,40 +2,35 @@
 //! event) to the operator's URL, signed with HMAC-SHA256, through the `http`
 //! import.
 //!
-//! This file is the WebAssembly glue; settings, headers and classification are
-//! in [`delivery`], the signature in [`signature`], both unit tested natively
-//! (`cargo test -p sluice-plugin-webhook`). The format is documented in
+//! This file is the WebAssembly glue, on the `sluice-sdk` crate; settings and
+//! headers are in [`delivery`], the signature in [`signature`], both unit
+//! tested natively (`cargo test -p sluice-plugin-webhook`). The receiver's
+//! answer is classified by the SDK's standard mapping (2xx delivered; 408, 429
+//! and 5xx retryable; other statuses permanent). The format is documented in
 //! README.md.
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "handler",
-});
 
 mod delivery;
 mod signature;
 
-use sluice::task::types::Mode;
-use sluice::task::{config, http, log};
+use sluice_sdk::config::Config;
+use sluice_sdk::failure::{http_error, http_status};
+use sluice_sdk::{Guest, Mode, Outcome, PluginInfo, TaskError, WorkItem, http, log};
 
 struct Webhook;
 
 impl Guest for Webhook {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "webhook".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            task_types: vec!["webhook".into()],
-            mode: Mode::Item,
-        }
+        PluginInfo::new(
+            "webhook",
+            env!("CARGO_PKG_VERSION"),
+            &["webhook"],
+            Mode::Item,
+        )
     }
 
     fn process(items: Vec<WorkItem>) -> Result<Outcome, TaskError> {
-        let item = items
-            .into_iter()
-            .next()
-            .ok_or_else(|| TaskError::Permanent("no item".into()))?;
-        let settings = delivery::Settings::from_config(config::get)?;
+        let item = sluice_sdk::only(items)?;
+        let settings = delivery::Settings::from_config(&Config::host())?;
         let body = item.payload.into_bytes();
         let envelope = delivery::Envelope {
             item_id: item.id,
@@ -50,25 +45,18 @@ impl Guest for Webhook {
             body: Some(body),
             timeout_ms: settings.timeout_ms,
         })
-        .map_err(|e| delivery::http_error(&e))?;
-        delivery::check_status(response.status, &response.body)?;
-        log::log(
-            log::Level::Info,
-            &format!(
-                "delivered item {} (attempt {}): {}",
-                item.id, item.attempt, response.status
-            ),
-        );
-        let output = serde_json::json!({
+        .map_err(|e| http_error(&e))?;
+        http_status(response.status, &response.body)?;
+        log::info(format!(
+            "delivered item {} (attempt {}): {}",
+            item.id, item.attempt, response.status
+        ));
+        Outcome::json(&serde_json::json!({
             "status": response.status,
             "item_id": item.id,
             "attempt": item.attempt,
-        });
-        Ok(Outcome {
-            output: Some(output.to_string()),
-            enqueue: Vec::new(),
-        })
+        }))
     }
 }
 
-export!(Webhook);
+sluice_sdk::export!(Webhook);

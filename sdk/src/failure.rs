@@ -1,19 +1,21 @@
-//! How a failed LLM call or an unusable reply becomes a `task-error`.
+//! The standard mapping of a failed `llm` or `http` call, or of a reply that
+//! cannot be used, to the contract's `task-error`.
 //!
-//! What a retry can fix (a timeout, a rate limit, a provider outage) is
-//! retryable. What it cannot (a denied call, a rejected request) is permanent.
-//! A reply that cannot be read is retried once, since models are not
-//! deterministic, and is permanent from the second attempt on, so a prompt the
-//! model cannot answer is dead-lettered with the evidence instead of burning
-//! every attempt. The raw reply, cut to a readable size, is kept in the message.
+//! What a retry can fix (a timeout, a rate limit, a provider outage, a broken
+//! connection) is retryable. What it cannot (a denied call, a rejected
+//! request) is permanent. A reply that arrived but cannot be used is retried
+//! once, since models are not deterministic, and is permanent from the second
+//! attempt on, so a prompt the model cannot answer is dead-lettered with the
+//! evidence instead of burning every attempt.
 
 use crate::TaskError;
-use crate::sluice::task::llm;
+use crate::{http, llm};
 
-/// How much of a broken reply the error message keeps.
+/// How much of a broken reply an error message keeps.
 const MAX_REPLY_EXCERPT_BYTES: usize = 4096;
 
-/// Classifies an error from `llm.complete`.
+/// Classifies an error from `llm.complete`; `attempt` is the item's
+/// (`work-item.attempt`).
 pub fn llm_error(error: &llm::Error, attempt: u32) -> TaskError {
     use llm::Error as E;
     match error {
@@ -22,12 +24,10 @@ pub fn llm_error(error: &llm::Error, attempt: u32) -> TaskError {
             "the LLM provider is rate limiting (it asked to wait {ms} ms)"
         )),
         E::RateLimited(None) => TaskError::Retryable("the LLM provider is rate limiting".into()),
-        E::Provider(p) if p.status == 408 || p.status == 429 || p.status >= 500 => {
-            TaskError::Retryable(format!(
-                "the LLM provider failed with status {}: {}",
-                p.status, p.message
-            ))
-        }
+        E::Provider(p) if retryable_status(p.status) => TaskError::Retryable(format!(
+            "the LLM provider failed with status {}: {}",
+            p.status, p.message
+        )),
         E::Provider(p) => TaskError::Permanent(format!(
             "the LLM provider rejected the request with status {}: {}",
             p.status, p.message
@@ -46,7 +46,51 @@ pub fn llm_error(error: &llm::Error, attempt: u32) -> TaskError {
     }
 }
 
-/// An error for a reply that arrived but cannot be used (`reason` says why).
+/// Classifies an error from `http.send`. A response with any status is not an
+/// error: classify statuses with [`http_status`].
+pub fn http_error(error: &http::Error) -> TaskError {
+    use http::Error as E;
+    match error {
+        E::Timeout => TaskError::Retryable("the HTTP request timed out".into()),
+        E::Connection(c) => TaskError::Retryable(format!(
+            "cannot reach the server ({:?}): {}",
+            c.failure, c.message
+        )),
+        E::ResponseTooLarge => TaskError::Retryable(
+            "the server's answer was larger than the host accepts, so the request's effect is \
+             unconfirmed"
+                .into(),
+        ),
+        E::Denied(why) => TaskError::Permanent(format!(
+            "the HTTP request was denied: {why} (allow the host under \
+             [tasks.<task_type>.http] allow_hosts)"
+        )),
+        E::InvalidRequest(why) => {
+            TaskError::Permanent(format!("the HTTP request is invalid: {why}"))
+        }
+    }
+}
+
+/// Classifies an HTTP status: 2xx is success; 408, 429 and 5xx retryable;
+/// anything else (redirects, which are not followed, and other 4xx)
+/// permanent. `body` is quoted, cut short, in the message.
+pub fn http_status(status: u16, body: &[u8]) -> Result<(), TaskError> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let excerpt: String = String::from_utf8_lossy(body).chars().take(300).collect();
+    let message = format!("the server answered {status}: {excerpt:?}");
+    Err(match status {
+        s if retryable_status(s) => TaskError::Retryable(message),
+        300..400 => TaskError::Permanent(format!(
+            "{message}; redirects are not followed: configure the final URL"
+        )),
+        _ => TaskError::Permanent(message),
+    })
+}
+
+/// An error for an LLM reply that arrived but cannot be used (`reason` says
+/// why): retried once, then permanent, with the raw reply in the message.
 pub fn broken_reply(reason: &str, response: &llm::Response, attempt: u32) -> TaskError {
     let hint = if response.finish_reason == llm::FinishReason::Length {
         "; the reply was cut at the token limit: raise the `max_tokens` config value"
@@ -65,12 +109,16 @@ pub fn broken_reply(reason: &str, response: &llm::Response, attempt: u32) -> Tas
 }
 
 /// Retryable on the first attempt, permanent afterwards.
-fn once_then_permanent(attempt: u32, message: String) -> TaskError {
+pub fn once_then_permanent(attempt: u32, message: String) -> TaskError {
     if attempt <= 1 {
         TaskError::Retryable(format!("{message} (attempt {attempt}, will retry once)"))
     } else {
         TaskError::Permanent(format!("{message} (attempt {attempt}, giving up)"))
     }
+}
+
+fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
 }
 
 /// `text` quoted, cut to at most `max` bytes on a char boundary, saying how
@@ -87,10 +135,10 @@ fn excerpt(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn response(content: &str, finish_reason: llm::FinishReason) -> llm::Response {
+    pub(crate) fn response(content: &str, finish_reason: llm::FinishReason) -> llm::Response {
         llm::Response {
             content: content.into(),
             model: "m1".into(),
@@ -141,6 +189,11 @@ mod tests {
             panic!()
         };
         assert!(m.contains("1500 ms"), "{m}");
+        let TaskError::Permanent(m) = llm_error(&llm::Error::Denied("no provider".into()), 1)
+        else {
+            panic!()
+        };
+        assert!(m.contains("[tasks.<task_type>.llm]"), "{m}");
     }
 
     #[test]
@@ -179,5 +232,54 @@ mod tests {
             &cut[cut.len() - 40..]
         );
         assert_eq!(excerpt("short", 10), "\"short\"");
+    }
+
+    #[test]
+    fn transport_failures_are_retryable_and_refusals_permanent() {
+        let connection = http::Error::Connection(http::ConnectionError {
+            failure: http::ConnectionFailure::Refused,
+            message: "connection refused".into(),
+        });
+        for error in [
+            http::Error::Timeout,
+            connection,
+            http::Error::ResponseTooLarge,
+        ] {
+            assert!(
+                matches!(http_error(&error), TaskError::Retryable(_)),
+                "{error:?}"
+            );
+        }
+        let TaskError::Permanent(m) = http_error(&http::Error::Denied("not allowed".into())) else {
+            panic!()
+        };
+        assert!(m.contains("allow_hosts"), "{m}");
+        assert!(matches!(
+            http_error(&http::Error::InvalidRequest("bad url".into())),
+            TaskError::Permanent(_)
+        ));
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        for status in [200, 201, 204, 299] {
+            assert!(http_status(status, b"").is_ok(), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503, 599] {
+            assert!(
+                matches!(http_status(status, b""), Err(TaskError::Retryable(_))),
+                "{status}"
+            );
+        }
+        for status in [301, 400, 401, 403, 404, 410, 422, 100] {
+            assert!(
+                matches!(http_status(status, b""), Err(TaskError::Permanent(_))),
+                "{status}"
+            );
+        }
+        let Err(TaskError::Permanent(m)) = http_status(404, b"no such hook") else {
+            panic!()
+        };
+        assert!(m.contains("404") && m.contains("no such hook"), "{m}");
     }
 }

@@ -7,7 +7,7 @@
 //! so they cost nothing until the process installs an exporter.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,10 @@ struct Counters {
     output_tokens: AtomicU64,
     llm_usage_unknown: AtomicU64,
     http_requests: AtomicU64,
+    /// Set once a provider's circuit breaker refused a request of this call.
+    unavailable: AtomicBool,
+    /// Set once an LLM request of this call timed out.
+    timed_out: AtomicBool,
 }
 
 /// The tokens one `llm.complete` call used, as far as the provider said.
@@ -95,6 +99,28 @@ impl UsageMeter {
             }
             LlmTokens::NoReply => {}
         }
+    }
+
+    /// A provider's circuit breaker refused a request of this call: if the
+    /// call fails, its unit is given back without counting an attempt.
+    pub(crate) fn record_unavailable(&self) {
+        self.0.unavailable.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a provider was unavailable to this call.
+    pub fn unavailable(&self) -> bool {
+        self.0.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// An LLM request of this call timed out: if the call fails, its unit
+    /// becomes a suspect (see `worker::suspects`).
+    pub(crate) fn record_timeout(&self) {
+        self.0.timed_out.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an LLM request of this call timed out.
+    pub fn timed_out(&self) -> bool {
+        self.0.timed_out.load(Ordering::Relaxed)
     }
 
     pub(crate) fn record_http(&self) {

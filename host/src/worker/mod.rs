@@ -23,7 +23,9 @@ mod pool;
 mod reaper;
 mod running;
 pub mod shutdown;
+mod suspects;
 mod tasks;
+mod unavailable;
 mod unit;
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::flow::{BreakerReport, Flow};
 use crate::imports::Outbound;
 use crate::runtime::Registry;
 use crate::store::{Store, WorkerInfo};
@@ -68,11 +71,15 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) outbound: Arc<dyn Outbound>,
+    /// The outbound side's circuit breakers, if it has providers.
+    pub(crate) flow: Option<Arc<Flow>>,
     pub(crate) worker: WorkerInfo,
     pub(crate) plans: TaskPlans,
     /// Where plugin calls run, apart from everything else.
     pub(crate) guests: guests::GuestThreads,
     pub(crate) slots: Arc<Semaphore>,
+    /// The suspect units among them, held to a share of the slots.
+    pub(crate) suspects: Arc<suspects::Suspects>,
     pub(crate) running: Arc<Running>,
     pub(crate) health: Arc<Health>,
     /// Wakes the claim loop: new work was signalled or a slot was freed.
@@ -110,12 +117,18 @@ impl Host {
             .await
             .map_err(|err| anyhow::anyhow!("cannot register this process as a worker: {err}"))?;
         let guests = guests::GuestThreads::new(parts.config.slots)?;
+        let flow = parts.outbound.flow();
+        if let Some(flow) = &flow {
+            flow.share_budgets(&parts.store);
+        }
         let shared = Arc::new(Shared {
             guests,
             slots: Arc::new(Semaphore::new(parts.config.slots as usize)),
+            suspects: suspects::Suspects::new(parts.config.suspect_slots()),
             health: Arc::new(Health::new(parts.registry.plugins().len())),
             config: parts.config,
             store: parts.store,
+            flow,
             outbound: parts.outbound,
             worker: parts.worker,
             plans,
@@ -152,6 +165,15 @@ impl Host {
 
     pub fn phase(&self) -> Phase {
         self.shared.phase()
+    }
+
+    /// The circuit breaker of every LLM provider.
+    pub fn breakers(&self) -> Vec<BreakerReport> {
+        self.shared
+            .flow
+            .as_ref()
+            .map(|flow| flow.breakers())
+            .unwrap_or_default()
     }
 
     /// Units being processed right now.

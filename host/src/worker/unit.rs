@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::commit::{self, Next};
 use super::running::{Predecessor, Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
+use super::{suspects, unavailable};
 use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::CallRequest;
 use crate::runtime::bindings::types::WorkItem;
@@ -143,6 +144,11 @@ async fn process(
             duration_ms: duration.as_millis() as u64,
             usage: spent,
         };
+        suspects::record(shared, claim, &outcome, &usage).await;
+        if unavailable::gives_back(claim, &outcome, &usage) {
+            commit::release(shared, claim).await;
+            return;
+        }
         let next = commit::outcome(shared, claim, plan, &ids, outcome, &record, &cancel.write)
             .instrument(call_span)
             .await;

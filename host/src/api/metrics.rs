@@ -155,7 +155,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         outbound::LLM_TOKENS,
         Kind::Counter,
-        "LLM tokens used by plugins as providers reported them, by task_type and direction (input, output)",
+        "LLM tokens used by plugins as providers reported them, by task_type, provider and direction (input, output)",
     ),
     metric(
         outbound::LLM_USAGE_UNKNOWN,
@@ -228,6 +228,8 @@ pub fn install() -> bool {
                     Matcher::Suffix("duration_seconds".into()),
                     DURATION_BUCKETS,
                 )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Suffix("wait_seconds".into()), DURATION_BUCKETS)
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();

@@ -238,22 +238,28 @@ impl Budget {
         deadline: Instant,
     ) -> Result<(Spent, Duration), OverBudget> {
         let started = Instant::now();
+        // Whether the request had to wait at all (else it reports no wait).
+        let mut waited = false;
         let open = match &self.concurrent {
             None => None,
-            Some(semaphore) => {
-                let acquired =
-                    tokio::time::timeout_at(deadline.into(), semaphore.clone().acquire_owned())
-                        .await;
-                match acquired {
-                    Ok(Ok(permit)) => Some(permit),
-                    // The semaphore is never closed; a timeout is over budget.
-                    _ => {
-                        return Err(OverBudget {
-                            wait: started.elapsed(),
-                        });
+            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    waited = true;
+                    let acquired =
+                        tokio::time::timeout_at(deadline.into(), semaphore.clone().acquire_owned())
+                            .await;
+                    match acquired {
+                        Ok(Ok(permit)) => Some(permit),
+                        // The semaphore is never closed; a timeout is over budget.
+                        _ => {
+                            return Err(OverBudget {
+                                wait: started.elapsed(),
+                            });
+                        }
                     }
                 }
-            }
+            },
         };
         let store = self.store();
         loop {
@@ -263,7 +269,11 @@ impl Budget {
                 None => self.ready_local(now, tokens),
             };
             if ready <= now {
-                let waited = started.elapsed();
+                let waited = if waited {
+                    started.elapsed()
+                } else {
+                    Duration::ZERO
+                };
                 return Ok((
                     Spent {
                         budget: self.clone(),
@@ -278,6 +288,7 @@ impl Budget {
                     wait: ready - started,
                 });
             }
+            waited = true;
             tokio::time::sleep_until(ready.into()).await;
         }
     }

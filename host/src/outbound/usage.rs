@@ -135,7 +135,7 @@ pub mod metric {
     pub const LLM_REQUESTS: &str = "sluice_llm_requests_total";
     /// Histogram (seconds): `llm.complete` latency by `task_type`, `provider`.
     pub const LLM_DURATION: &str = "sluice_llm_request_duration_seconds";
-    /// Counter: tokens by `task_type`, `direction` (`input` or `output`).
+    /// Counter: tokens by `task_type`, `provider`, `direction` (`input` or `output`).
     pub const LLM_TOKENS: &str = "sluice_llm_tokens_total";
     /// Counter: replies without a token count by `task_type`, `provider`.
     pub const LLM_USAGE_UNKNOWN: &str = "sluice_llm_usage_unknown_total";
@@ -158,9 +158,9 @@ pub(crate) fn llm_metrics(
         .record(latency.as_secs_f64());
     match tokens {
         LlmTokens::Reported { input, output } => {
-            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "direction" => "input")
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "provider" => provider.clone(), "direction" => "input")
                 .increment(input.into());
-            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "direction" => "output")
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "provider" => provider, "direction" => "output")
                 .increment(output.into());
         }
         LlmTokens::Unknown => {

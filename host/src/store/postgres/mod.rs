@@ -32,8 +32,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
-/// Claims, heartbeats, releases, failures, reaps and pruning commit without
-/// waiting for the WAL flush (they go through [`PostgresStore::lease_traffic`]).
+/// Claims, heartbeats, releases, failures, reaps, pruning and the shared LLM
+/// budget's paces commit without waiting for the WAL flush (they go through
+/// [`PostgresStore::lease_traffic`]). A lost pace write only lets a request
+/// or two through early after a database crash.
 /// A database crash can lose only the last few of them, and the lease
 /// machinery absorbs each loss: a lost claim leaves its host a token the
 /// database never saw, so every write under it is refused; a lost heartbeat is
@@ -731,7 +733,7 @@ impl Store for PostgresStore {
             .bind(key)
             .bind(cost_us)
             .bind(burst_us)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lease_traffic)
             .await?;
         if !taken.is_empty() {
             return Ok(None);
@@ -739,7 +741,7 @@ impl Store for PostgresStore {
         let wait: Vec<i64> = sqlx::query_scalar(include_str!("pace_wait.sql"))
             .bind(key)
             .bind(burst_us)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.lease_traffic)
             .await?;
         let wait = wait.first().copied().unwrap_or(0).max(1);
         Ok(Some(Duration::from_micros(wait.unsigned_abs())))
@@ -749,7 +751,7 @@ impl Store for PostgresStore {
         sqlx::query(include_str!("adjust_pace.sql"))
             .bind(key)
             .bind(delta_us)
-            .execute(&self.pool)
+            .execute(&self.lease_traffic)
             .await?;
         Ok(())
     }

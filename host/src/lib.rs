@@ -12,12 +12,14 @@
 //! - [`api`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`config`]: one typed configuration from `sluice.toml` and `SLUICE_*`.
 //! - [`outbound`]: the configured `llm` and `http` imports (providers, allowlists).
+//! - [`flow`]: flow control of LLM providers (circuit breakers).
 //! - [`cli`]: the `sluice` command line.
 
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod flow;
 pub mod imports;
 pub mod outbound;
 pub mod runtime;

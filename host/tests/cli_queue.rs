@@ -54,7 +54,7 @@ fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
     let db = sqlite_url(&dir);
     let out = sluice(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied 6 migration"));
+    assert!(text(&out.stdout).contains("applied 7 migration"));
     assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
 
     let out = sluice(
@@ -640,4 +640,41 @@ async fn outputs_purge_deletes_the_outputs_older_than_asked() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn pause_and_resume_a_task_type_for_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    assert!(sluice(&db, &["migrate"], None).status.success());
+
+    let out = sluice(&db, &["pause", "summary"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("paused `summary`"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = sluice(&db, &["pause", "summary"], None);
+    assert!(text(&out.stdout).contains("already paused"));
+    let status = text(&sluice(&db, &["status"], None).stdout);
+    assert!(
+        status.contains("paused: summary") && status.contains("sluice resume summary"),
+        "{status}"
+    );
+    let json = text(&sluice(&db, &["status", "--json"], None).stdout);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["paused"][0]["task_type"], "summary", "{json}");
+
+    let out = sluice(&db, &["resume", "summary"], None);
+    assert!(text(&out.stdout).contains("resumed `summary`"));
+    let out = sluice(&db, &["resume", "summary"], None);
+    assert!(text(&out.stdout).contains("was not paused"));
+    assert!(!text(&sluice(&db, &["status"], None).stdout).contains("paused:"));
+
+    // A blank task type is refused and changes nothing.
+    let out = sluice(&db, &["pause", " "], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("the task type is empty"));
+    assert!(!text(&sluice(&db, &["status"], None).stdout).contains("paused:"));
 }

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::{http, llm};
 use sluice::store::{
-    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
-    Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoredOutput,
-    WorkSignal, WorkerInfo,
+    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
+    FailResult, Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError,
+    StoredOutput, WorkSignal, WorkerInfo,
 };
 use support::host::{self, count, wait_until};
 use support::stores::{self, TestStore};
@@ -293,14 +293,34 @@ impl Store for FlakyCompletions {
     async fn enqueue(&self, items: &[NewItem]) -> sluice::store::Result<Vec<Enqueued>> {
         self.inner.enqueue(items).await
     }
-    async fn claim(
+    async fn claim_units(
         &self,
         worker: &str,
         task_types: &[Claimable],
         max_units: u32,
+        max_suspects: u32,
         lease: Duration,
-    ) -> sluice::store::Result<Vec<Claim>> {
-        self.inner.claim(worker, task_types, max_units, lease).await
+    ) -> sluice::store::Result<Vec<Claimed>> {
+        self.inner
+            .claim_units(worker, task_types, max_units, max_suspects, lease)
+            .await
+    }
+    async fn set_suspect(&self, claim: &Claim, suspect: bool) -> sluice::store::Result<()> {
+        self.inner.set_suspect(claim, suspect).await
+    }
+    async fn set_paused(&self, task_type: &str, paused: bool) -> sluice::store::Result<bool> {
+        self.inner.set_paused(task_type, paused).await
+    }
+    async fn take_pace(
+        &self,
+        key: &str,
+        cost_us: i64,
+        burst_us: i64,
+    ) -> sluice::store::Result<Option<Duration>> {
+        self.inner.take_pace(key, cost_us, burst_us).await
+    }
+    async fn adjust_pace(&self, key: &str, delta_us: i64) -> sluice::store::Result<()> {
+        self.inner.adjust_pace(key, delta_us).await
     }
     async fn fetch_batch(
         &self,

@@ -85,11 +85,12 @@ async fn calls_are_counted_by_task_type_provider_and_outcome() {
         seen,
         [
             r#"sluice_http_requests_total ["outcome=denied", "task_type=webhook"] 1"#,
+            r#"sluice_llm_breaker_state ["provider=mock"] Gauge(0.0)"#,
             r#"sluice_llm_request_duration_seconds ["provider=mock", "task_type=summary"] 4 samples"#,
             r#"sluice_llm_requests_total ["outcome=denied", "provider=mock", "task_type=summary"] 1"#,
             r#"sluice_llm_requests_total ["outcome=ok", "provider=mock", "task_type=summary"] 3"#,
-            r#"sluice_llm_tokens_total ["direction=input", "task_type=summary"] 7"#,
-            r#"sluice_llm_tokens_total ["direction=output", "task_type=summary"] 13"#,
+            r#"sluice_llm_tokens_total ["direction=input", "provider=mock", "task_type=summary"] 7"#,
+            r#"sluice_llm_tokens_total ["direction=output", "provider=mock", "task_type=summary"] 13"#,
             r#"sluice_llm_usage_unknown_total ["provider=mock", "task_type=summary"] 1"#,
         ]
     );

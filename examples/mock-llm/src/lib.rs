@@ -13,7 +13,7 @@ mod reply;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -66,8 +66,10 @@ pub struct RecordedRequest {
     pub stream: bool,
     /// The last user message.
     pub prompt: String,
-    /// The fault it got, if any, as a spec string.
+    /// The fault it got, if any, as a spec string (`outage` during an outage).
     pub fault: Option<String>,
+    /// When it arrived: rates are measured from these.
+    pub at: Instant,
     pub headers: HeaderMap,
     pub body: Value,
 }
@@ -86,6 +88,8 @@ struct Shared {
     counters: fault::Counters,
     requests: Mutex<Vec<RecordedRequest>>,
     deliveries: Mutex<Vec<HookDelivery>>,
+    /// Until when every request is answered 500, whatever it asked for.
+    outage_until: Mutex<Option<Instant>>,
 }
 
 /// A running mock server. Dropping it (or [`MockLlm::shutdown`]) stops it and
@@ -112,6 +116,7 @@ impl MockLlm {
             counters: fault::Counters::default(),
             requests: Mutex::new(Vec::new()),
             deliveries: Mutex::new(Vec::new()),
+            outage_until: Mutex::new(None),
         });
         let app = Router::new()
             .route(
@@ -146,6 +151,13 @@ impl MockLlm {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// A provider outage: every request from now on, for `length`, is
+    /// answered 500 (and recorded with the fault `outage`), whatever fault it
+    /// picked; then requests are served as before.
+    pub fn outage(&self, length: Duration) {
+        *lock(&self.shared.outage_until) = Some(Instant::now() + length);
     }
 
     /// Every POST the webhook sink received so far, in arrival order.
@@ -282,19 +294,37 @@ async fn handle(
         .unwrap_or("mock")
         .to_owned();
     let streamed = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let fault = match choose_fault(shared, &headers, &model, &prompt.last_user) {
-        Ok(fault) => fault,
-        Err(message) => return error(api, StatusCode::BAD_REQUEST, &message),
+    let at = Instant::now();
+    let down = lock(&shared.outage_until).is_some_and(|until| at < until);
+    let fault = if down {
+        None
+    } else {
+        match choose_fault(shared, &headers, &model, &prompt.last_user) {
+            Ok(fault) => fault,
+            Err(message) => return error(api, StatusCode::BAD_REQUEST, &message),
+        }
     };
     lock(&shared.requests).push(RecordedRequest {
         api,
         model: model.clone(),
         stream: streamed,
         prompt: prompt.last_user.clone(),
-        fault: fault.as_ref().map(ToString::to_string),
+        fault: if down {
+            Some("outage".to_owned())
+        } else {
+            fault.as_ref().map(ToString::to_string)
+        },
+        at,
         headers,
         body: body.clone(),
     });
+    if down {
+        return error(
+            api,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "provider outage (mock)",
+        );
+    }
 
     let mut with_usage = true;
     let delivery = match fault.map(|f| f.fault) {

@@ -24,6 +24,10 @@ struct Args {
     /// request the rule matches and answers every later one.
     #[arg(long = "fault-when", value_name = "TEXT=MODE")]
     rules: Vec<FaultRule>,
+    /// An outage from start: every request is answered 500 for this many
+    /// seconds, then served as usual.
+    #[arg(long, value_name = "SECONDS")]
+    outage_secs: Option<u64>,
 }
 
 /// Prints each webhook delivery as it arrives, one line each.
@@ -61,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(secs) = args.outage_secs {
+        server.outage(std::time::Duration::from_secs(secs));
+    }
     println!("mock-llm listening on http://{}", server.addr());
     std::io::stdout().flush()?;
     tokio::select! {

@@ -80,7 +80,7 @@ pub const METRICS: &[Metric] = &[
     metric(
         "sluice_outcomes_total",
         Kind::Counter,
-        "Plugin calls by task_type and outcome (ok, retryable, permanent, timeout, trap, invalid-output, call-error)",
+        "Plugin calls by task_type and outcome (ok, retryable, permanent, timeout, trap, invalid-output, call-error, unavailable: failed while its LLM provider's breaker was open, released without an attempt)",
     ),
     metric(
         "sluice_commits_total",
@@ -160,12 +160,27 @@ pub const METRICS: &[Metric] = &[
     metric(
         outbound::LLM_TOKENS,
         Kind::Counter,
-        "LLM tokens used by plugins as providers reported them, by task_type and direction (input, output)",
+        "LLM tokens used by plugins as providers reported them, by task_type, provider and direction (input, output)",
     ),
     metric(
         outbound::LLM_USAGE_UNKNOWN,
         Kind::Counter,
         "LLM replies whose provider reported no token usage (not in sluice_llm_tokens_total), by task_type and provider",
+    ),
+    metric(
+        "sluice_llm_budget_wait_seconds",
+        Kind::Histogram,
+        "Time LLM requests waited for their provider's budget (concurrency, requests and tokens per minute, Retry-After), by task_type and provider",
+    ),
+    metric(
+        "sluice_llm_breaker_state",
+        Kind::Gauge,
+        "An LLM provider's circuit breaker by provider: 0 closed, 1 half-open, 2 open (its task types are not claimed)",
+    ),
+    metric(
+        "sluice_llm_breaker_transitions_total",
+        Kind::Counter,
+        "Circuit breaker transitions by provider and the state entered (open, half-open, closed)",
     ),
     metric(
         outbound::HTTP_REQUESTS,
@@ -226,6 +241,8 @@ pub fn install() -> bool {
                     Matcher::Full("sluice_group_commit_size".into()),
                     GROUP_BUCKETS,
                 )
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Suffix("wait_seconds".into()), DURATION_BUCKETS)
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();

@@ -6,7 +6,8 @@
 //!   schema and takes this host's writes, plugins are loaded and the host is
 //!   not shutting down. A host that already knows the database is failing
 //!   answers 503 at once, so a probe with a short timeout sees 503, not a
-//!   timeout.
+//!   timeout. Its detail lists each LLM provider's circuit breaker: an open
+//!   one stops its task types, not the host, so it does not make it unready.
 //! - `/metrics` is Prometheus text ([`metrics`]).
 //!
 //! Each answers with a small JSON body saying why, for the human reading it.
@@ -116,6 +117,8 @@ async fn readyz(State(api): State<Api>) -> Response {
         "database": database.err().unwrap_or_else(|| "ok".into()),
         "plugins": health.plugins(),
         "shutting_down": phase != Phase::Running,
+        // A provider that is down stops its task types, not the host: detail only.
+        "llm_providers": api.host.breakers(),
     });
     let status = if ready {
         StatusCode::OK

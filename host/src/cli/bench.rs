@@ -1,7 +1,8 @@
 //! `sluice bench queue`: the queue's throughput on each backend; `sluice bench
-//! e2e`: items per second through the whole host; and `sluice bench
-//! deadline`: how soon a stuck unit's slot is free after its deadline (see
-//! BENCHMARKS.md for the figures and how they were taken).
+//! e2e`: items per second through the whole host; `sluice bench deadline`:
+//! how soon a stuck unit's slot is free after its deadline; and `sluice bench
+//! budget`: what an LLM provider budget adds per request (see BENCHMARKS.md
+//! for the figures and how they were taken).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::bench::budget;
 use crate::bench::deadline::{self, DeadlineBench};
 use crate::bench::e2e::{self, E2eBench};
 use crate::bench::queue::{self, QueueBench};
@@ -28,6 +30,60 @@ pub enum BenchCommand {
     E2e(E2eArgs),
     /// How long after its deadline a hung or spinning unit's slot is free again.
     Deadline(DeadlineArgs),
+    /// What an LLM provider budget adds per request, local and shared.
+    Budget(BudgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    #[arg(long, value_enum, default_value_t = Backend::Both)]
+    backend: Backend,
+    /// The Postgres server to measure; each run uses a temporary schema in it.
+    #[arg(
+        long,
+        env = "SLUICE_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
+    /// Budget checks per kind of budget.
+    #[arg(long, default_value_t = 5_000)]
+    requests: usize,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn budget(args: BudgetArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
+    let mut opened = Vec::new();
+    if matches!(args.backend, Backend::Sqlite | Backend::Both) {
+        opened.push(("sqlite", queue::open_sqlite(StoreOptions::default()).await?));
+    }
+    if matches!(args.backend, Backend::Postgres | Backend::Both) {
+        opened.push((
+            "postgres",
+            queue::open_postgres(&args.postgres_url, StoreOptions::default()).await?,
+        ));
+    }
+    let stores = opened
+        .iter()
+        .map(|(name, (store, _))| (name.to_string(), store.clone()))
+        .collect();
+    let costs = budget::run(args.requests, stores).await;
+    for (_, (_, cleanup)) in opened {
+        cleanup.finish().await?;
+    }
+    for cost in costs? {
+        if args.json {
+            println!("{}", serde_json::to_string(&cost)?);
+        } else {
+            println!(
+                "{:<20} per request: median {:>8.1} µs  p90 {:>8.1} µs  ({} requests)",
+                cost.budget, cost.median_us, cost.p90_us, cost.requests
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +248,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Queue(args) => queue(args).await,
         BenchCommand::E2e(args) => e2e(args).await,
         BenchCommand::Deadline(args) => deadline(args).await,
+        BenchCommand::Budget(args) => budget(args).await,
     }
 }
 

@@ -15,6 +15,7 @@ mod logging;
 mod manpage;
 mod migrate;
 mod outputs;
+mod pause;
 mod plugins;
 mod preflight;
 mod run;
@@ -57,6 +58,10 @@ enum Command {
     Status(status::StatusArgs),
     /// What a unit's plugin returned, one JSON object per line.
     Outputs(outputs::OutputsArgs),
+    /// Stop claiming a task type's units on every host, until `resume`.
+    Pause(pause::PauseArgs),
+    /// Claim a paused task type's units again.
+    Resume(pause::PauseArgs),
     /// Inspect, retry and purge dead letters.
     Dead(dead::DeadArgs),
     /// Throughput benchmarks against the real stores.
@@ -81,6 +86,8 @@ pub async fn run() -> ExitCode {
         Command::Enqueue(args) => enqueue::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Outputs(args) => outputs::run(args).await,
+        Command::Pause(args) => pause::run(args, true).await,
+        Command::Resume(args) => pause::run(args, false).await,
         Command::Dead(args) => dead::run(args).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Completions(args) => completions::run(args),

@@ -1,4 +1,5 @@
-//! `sluice status`: queue depth and oldest age per task type and state.
+//! `sluice status`: queue depth and oldest age per task type and state, and
+//! the task types paused by `sluice pause`.
 
 use std::process::ExitCode;
 
@@ -46,6 +47,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "claimed units: {}   dead letters: {dead}",
         status.claimed_units
     );
+    for paused in &status.paused {
+        println!(
+            "paused: {} (for {}; `sluice resume {}`)",
+            paused.task_type,
+            format_age(status.now_ms - paused.paused_at_ms),
+            paused.task_type
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

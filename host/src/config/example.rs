@@ -73,6 +73,13 @@ const KEYS: &[Key] = &[
         Show::Default,
     ),
     key(
+        "suspect_share",
+        "The share of `slots` that suspect units (whose last attempt timed out or trapped) \
+         may hold at once, at least one slot: poison being retried never crowds out healthy \
+         work.",
+        Show::Default,
+    ),
+    key(
         "lease",
         "How long this process's claims live without a heartbeat; a host that dies loses its \
          units to the others after this long.",
@@ -383,6 +390,60 @@ const KEYS: &[Key] = &[
         "llm.providers.openai.timeouts.first_byte",
         "A slow local model may need longer before its first byte.",
         Show::Sample("\"2m\""),
+    ),
+    key(
+        "llm.providers.openai.budget",
+        "How much this host may send the provider. A request over budget waits inside the \
+         `llm` import, never past the call's deadline; a Retry-After from the provider holds \
+         every request to it. Unset keys: no limit.",
+        Show::SampleSection,
+    ),
+    key(
+        "llm.providers.openai.budget.max_concurrent",
+        "Requests open at once.",
+        Show::Sample("16"),
+    ),
+    key(
+        "llm.providers.openai.budget.requests_per_minute",
+        "Requests sent per minute, paced evenly (at most one second's worth at once).",
+        Show::Sample("500"),
+    ),
+    key(
+        "llm.providers.openai.budget.tokens_per_minute",
+        "Input plus output tokens per minute: estimated before each request (characters / 4 \
+         plus max-tokens) and corrected with the usage the provider reports.",
+        Show::Sample("200000"),
+    ),
+    key(
+        "llm.providers.openai.budget.shared",
+        "Share the requests and tokens per minute with every host on the same database, so \
+         that ten hosts do not each spend the whole budget (one short write per request). \
+         `max_concurrent` and Retry-After stay per host.",
+        Show::Default,
+    ),
+    key(
+        "llm.providers.openai.breaker",
+        "The provider's circuit breaker: after repeated failures its task types are not \
+         claimed (others keep flowing) and running calls get an `unavailable` error that \
+         counts no attempt, until a probe after the cool-down succeeds.",
+        Show::SampleSection,
+    ),
+    key(
+        "llm.providers.openai.breaker.failures",
+        "Failed requests in a row (connection errors, timeouts, 5xx, 429) that open the \
+         breaker; 0 turns it off.",
+        Show::Default,
+    ),
+    key(
+        "llm.providers.openai.breaker.cooldown",
+        "How long the breaker stays open before probes are let through.",
+        Show::Default,
+    ),
+    key(
+        "llm.providers.openai.breaker.probes",
+        "Requests let through at once while half-open; one that succeeds closes the \
+         breaker, one that fails opens it again.",
+        Show::Default,
     ),
     key(
         "limits",

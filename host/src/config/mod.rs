@@ -55,6 +55,9 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Units processed at once by this process.
     pub slots: u32,
+    /// The share of `slots` that suspect units (whose last attempt timed out
+    /// or trapped) may hold at once; always at least one slot.
+    pub suspect_share: f64,
     /// How long a claim lives without a heartbeat.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
@@ -118,6 +121,7 @@ impl Default for Config {
             plugins_dir: "plugins".into(),
             cache_dir: None,
             slots: 8,
+            suspect_share: 0.25,
             lease: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             reaper_interval: Duration::from_secs(10),
@@ -168,6 +172,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "plugins_dir",
     "cache_dir",
     "slots",
+    "suspect_share",
     "lease",
     "heartbeat_interval",
     "reaper_interval",
@@ -188,6 +193,12 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 impl Config {
+    /// How many slots suspect units may hold at once: `suspect_share` of
+    /// them, rounded down, but at least one.
+    pub fn suspect_slots(&self) -> u32 {
+        ((f64::from(self.slots) * self.suspect_share) as u32).max(1)
+    }
+
     /// Reads `file` (or `./sluice.toml` when `None` and it exists) and the
     /// environment, then checks every value.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -234,6 +245,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 "slots",
                 format!("must be between 1 and 4096, got {}", self.slots),
+            ));
+        }
+        if !(self.suspect_share > 0.0 && self.suspect_share <= 1.0) {
+            return Err(ConfigError::invalid(
+                "suspect_share",
+                format!(
+                    "must be more than 0 and at most 1 (a share of `slots`), got {}",
+                    self.suspect_share
+                ),
             ));
         }
         for (key, value) in [

@@ -202,6 +202,13 @@ fn a_bad_value_is_named_with_its_key() {
     );
     let err = message(load("slots = 0", &[]));
     assert!(err.contains("`slots`"), "{err}");
+    for share in ["0", "1.5", "nan"] {
+        let err = message(load(&format!("suspect_share = {share}"), &[]));
+        assert!(
+            err.contains("`suspect_share`") && err.contains("at most 1"),
+            "{err}"
+        );
+    }
     let err = message(load("[tasks.summary]\nmax_attempts = 0", &[]));
     assert!(err.contains("tasks.summary.max_attempts"), "{err}");
     let err = message(load("lease = \"10s\"\nheartbeat_interval = \"8s\"", &[]));
@@ -343,4 +350,20 @@ fn limits_and_the_follow_up_policy_reach_each_call() {
     assert!(err.contains("limits.schema_timeout"), "{err}");
     let err = message(load("[tasks.summary]\nmay_enqueue = [\"\"]", &[]));
     assert!(err.contains("tasks.summary.may_enqueue[0]"), "{err}");
+}
+
+#[test]
+fn suspects_get_a_share_of_the_slots_but_at_least_one() {
+    let slots = |slots: u32, suspect_share: f64| {
+        Config {
+            slots,
+            suspect_share,
+            ..Config::default()
+        }
+        .suspect_slots()
+    };
+    assert_eq!(slots(8, 0.25), 2);
+    assert_eq!(slots(4, 0.25), 1);
+    assert_eq!(slots(2, 0.25), 1, "at least one");
+    assert_eq!(slots(6, 1.0), 6);
 }

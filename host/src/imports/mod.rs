@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::flow::Flow;
 use crate::outbound::UsageMeter;
 use crate::runtime::bindings::{http as wit_http, llm as wit_llm};
 
@@ -38,6 +39,12 @@ pub type TaskConfig = Arc<BTreeMap<String, String>>;
 /// guest sees; an implementation never traps the guest.
 #[async_trait::async_trait]
 pub trait Outbound: Send + Sync + 'static {
+    /// The providers' circuit breakers, which the claim loop consults; none
+    /// for implementations without providers.
+    fn flow(&self) -> Option<Arc<Flow>> {
+        None
+    }
+
     async fn llm(
         &self,
         call: &CallContext,

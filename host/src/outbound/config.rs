@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flow::{BreakerConfig, BudgetConfig};
+
 /// The `[llm]` table: the providers tasks may use, and the defaults for calls.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +81,13 @@ pub struct ProviderConfig {
     /// Overrides of `[llm.timeouts]` for this provider.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// When to stop sending this provider work, and for how long.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// How much this host may send the provider: concurrency, requests and
+    /// tokens per minute.
+    #[serde(default)]
+    pub budget: BudgetConfig,
 }
 
 /// The time budgets of one LLM request. Each is clamped to the unit's

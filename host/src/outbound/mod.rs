@@ -29,6 +29,7 @@ pub use config::{
 pub use llm::SchemaLimits;
 pub use usage::{Usage, UsageMeter};
 
+use crate::flow::Flow;
 use crate::imports::{CallContext, Outbound};
 use crate::runtime::bindings::{http as wit_http, llm as wit_llm};
 
@@ -44,6 +45,7 @@ struct Grants {
 pub struct Network {
     tasks: HashMap<String, Grants>,
     schemas: llm::Schemas,
+    flow: Arc<Flow>,
 }
 
 impl std::fmt::Debug for Network {
@@ -91,7 +93,11 @@ impl Network {
             providers.insert(name.clone(), Arc::new(provider));
         }
         let mut grants = HashMap::new();
+        let mut uses = BTreeMap::new();
         for (task_type, outbound) in tasks {
+            if let Some(provider) = &outbound.llm.provider {
+                uses.insert(task_type.clone(), provider.clone());
+            }
             grants.insert(
                 task_type.clone(),
                 Grants {
@@ -100,9 +106,18 @@ impl Network {
                 },
             );
         }
+        let breakers = providers
+            .iter()
+            .map(|(name, provider)| (name.clone(), provider.breaker().clone()))
+            .collect();
+        let budgets = providers
+            .values()
+            .map(|provider| provider.budget().clone())
+            .collect();
         Ok(Self {
             tasks: grants,
             schemas: llm::Schemas::new(SchemaLimits::default()),
+            flow: Arc::new(Flow::new(breakers, budgets, uses)),
         })
     }
 
@@ -118,6 +133,10 @@ impl Network {
 
 #[async_trait::async_trait]
 impl Outbound for Network {
+    fn flow(&self) -> Option<Arc<Flow>> {
+        Some(self.flow.clone())
+    }
+
     async fn llm(
         &self,
         call: &CallContext,

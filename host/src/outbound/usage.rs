@@ -7,7 +7,7 @@
 //! so they cost nothing until the process installs an exporter.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,10 @@ struct Counters {
     output_tokens: AtomicU64,
     llm_usage_unknown: AtomicU64,
     http_requests: AtomicU64,
+    /// Set once a provider's circuit breaker refused a request of this call.
+    unavailable: AtomicBool,
+    /// Set once an LLM request of this call timed out.
+    timed_out: AtomicBool,
 }
 
 /// The tokens one `llm.complete` call used, as far as the provider said.
@@ -97,6 +101,28 @@ impl UsageMeter {
         }
     }
 
+    /// A provider's circuit breaker refused a request of this call: if the
+    /// call fails, its unit is given back without counting an attempt.
+    pub(crate) fn record_unavailable(&self) {
+        self.0.unavailable.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a provider was unavailable to this call.
+    pub fn unavailable(&self) -> bool {
+        self.0.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// An LLM request of this call timed out: if the call fails, its unit
+    /// becomes a suspect (see `worker::suspects`).
+    pub(crate) fn record_timeout(&self) {
+        self.0.timed_out.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an LLM request of this call timed out.
+    pub fn timed_out(&self) -> bool {
+        self.0.timed_out.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record_http(&self) {
         self.0.http_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -109,7 +135,7 @@ pub mod metric {
     pub const LLM_REQUESTS: &str = "sluice_llm_requests_total";
     /// Histogram (seconds): `llm.complete` latency by `task_type`, `provider`.
     pub const LLM_DURATION: &str = "sluice_llm_request_duration_seconds";
-    /// Counter: tokens by `task_type`, `direction` (`input` or `output`).
+    /// Counter: tokens by `task_type`, `provider`, `direction` (`input` or `output`).
     pub const LLM_TOKENS: &str = "sluice_llm_tokens_total";
     /// Counter: replies without a token count by `task_type`, `provider`.
     pub const LLM_USAGE_UNKNOWN: &str = "sluice_llm_usage_unknown_total";
@@ -132,9 +158,9 @@ pub(crate) fn llm_metrics(
         .record(latency.as_secs_f64());
     match tokens {
         LlmTokens::Reported { input, output } => {
-            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "direction" => "input")
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type.clone(), "provider" => provider.clone(), "direction" => "input")
                 .increment(input.into());
-            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "direction" => "output")
+            metrics::counter!(metric::LLM_TOKENS, "task_type" => task_type, "provider" => provider, "direction" => "output")
                 .increment(output.into());
         }
         LlmTokens::Unknown => {

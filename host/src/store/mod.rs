@@ -92,6 +92,14 @@ pub struct Claim {
     pub worker: String,
 }
 
+/// A claim, and whether its unit is a suspect: its last attempt timed out or
+/// trapped, so the host lets such units hold only a share of its slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub claim: Claim,
+    pub suspect: bool,
+}
+
 /// When a store last wrote each worker's lease (a claim or a heartbeat), so
 /// that claims between heartbeats need not write it again: the heartbeat
 /// renews it long before it runs out.
@@ -297,6 +305,15 @@ pub struct Status {
     pub depths: Vec<QueueDepth>,
     pub claimed_units: i64,
     pub workers: Vec<WorkerStatus>,
+    /// Task types no host claims until they are resumed.
+    pub paused: Vec<PausedTaskType>,
+}
+
+/// A task type an operator paused (`sluice pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PausedTaskType {
+    pub task_type: String,
+    pub paused_at_ms: i64,
 }
 
 /// A registered host process and when it was last heard from.
@@ -415,7 +432,28 @@ pub trait Store: Send + Sync + 'static {
         task_types: &[Claimable],
         max_units: u32,
         lease: Duration,
-    ) -> Result<Vec<Claim>>;
+    ) -> Result<Vec<Claim>> {
+        let claimed = self
+            .claim_units(worker, task_types, max_units, max_units, lease)
+            .await?;
+        Ok(claimed.into_iter().map(|c| c.claim).collect())
+    }
+
+    /// As [`Store::claim`], but at most `max_suspects` of the units claimed
+    /// may be suspects (see [`Store::set_suspect`]); says which ones are.
+    async fn claim_units(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        max_units: u32,
+        max_suspects: u32,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>>;
+
+    /// Marks the unit under `claim` as a suspect (its last attempt timed out
+    /// or trapped) or clears the mark; fenced by the claim. Call it before the
+    /// write that releases the claim.
+    async fn set_suspect(&self, claim: &Claim, suspect: bool) -> Result<()>;
 
     /// The unit's next pending items in id order within `limits`, marked as in
     /// flight under `claim`. Empty when the unit has nothing pending.
@@ -530,6 +568,20 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_outputs(&self, age: Duration, limit: u32) -> Result<u64>;
 
     async fn status(&self) -> Result<Status>;
+
+    /// Takes `cost_us` µs of the shared pace `key` (a rate every host on this
+    /// database spends together) if it is paid off to within `burst_us` of
+    /// now. Returns `None` when taken, or how long to wait before trying
+    /// again (nothing is taken then).
+    async fn take_pace(&self, key: &str, cost_us: i64, burst_us: i64) -> Result<Option<Duration>>;
+
+    /// Moves the shared pace `key` by `delta_us` µs (a correction or a refund).
+    async fn adjust_pace(&self, key: &str, delta_us: i64) -> Result<()>;
+
+    /// Pauses (or with `paused` false, resumes) `task_type` on every host
+    /// sharing this database: no host claims its units meanwhile. Returns
+    /// whether anything changed (false: it was paused, or running, already).
+    async fn set_paused(&self, task_type: &str, paused: bool) -> Result<bool>;
 
     /// A signal that fires when new work is enqueued, if the backend has one
     /// (Postgres `LISTEN/NOTIFY`); `None` means the caller must poll.

@@ -47,6 +47,9 @@ pub(crate) enum Judged {
     Failed(Failure),
     /// The call was cancelled ([`interrupted`]), with this message.
     Interrupted(String),
+    /// The LLM provider is unavailable (its circuit breaker is open): give
+    /// the unit back without an attempt ([`super::unavailable`]).
+    GiveBack,
 }
 
 /// Sorts a call's outcome (counted in `sluice_outcomes_total`) into what to

@@ -27,7 +27,9 @@ mod reaper;
 mod reload;
 mod running;
 pub mod shutdown;
+mod suspects;
 mod tasks;
+mod unavailable;
 mod unit;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::flow::{BreakerReport, Flow};
 use crate::imports::Outbound;
 use crate::runtime::{Registry, Runtime};
 use crate::store::{Store, WorkerInfo};
@@ -74,12 +77,16 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) outbound: Arc<dyn Outbound>,
+    /// The outbound side's circuit breakers, if it has providers.
+    pub(crate) flow: Option<Arc<Flow>>,
     pub(crate) worker: WorkerInfo,
     /// The task plans in force; a plugin reload replaces them.
     pub(crate) plans: PlanSet,
     /// Where plugin calls run, apart from everything else.
     pub(crate) guests: guests::GuestThreads,
     pub(crate) slots: Arc<Semaphore>,
+    /// The suspect units among them, held to a share of the slots.
+    pub(crate) suspects: Arc<suspects::Suspects>,
     pub(crate) running: Arc<Running>,
     /// Writes the completions of every slot together.
     pub(crate) group_commit: group_commit::GroupCommit,
@@ -122,12 +129,18 @@ impl Host {
             .map_err(|err| anyhow::anyhow!("cannot register this process as a worker: {err}"))?;
         let guests = guests::GuestThreads::new(parts.config.slots)?;
         let group_commit = group_commit::GroupCommit::start(parts.store.clone());
+        let flow = parts.outbound.flow();
+        if let Some(flow) = &flow {
+            flow.share_budgets(&parts.store);
+        }
         let shared = Arc::new(Shared {
             guests,
             slots: Arc::new(Semaphore::new(parts.config.slots as usize)),
+            suspects: suspects::Suspects::new(parts.config.suspect_slots()),
             health: Arc::new(Health::new(parts.registry.plugins().len())),
             config: parts.config,
             store: parts.store,
+            flow,
             outbound: parts.outbound,
             worker: parts.worker,
             plans: PlanSet::new(plans),
@@ -166,6 +179,15 @@ impl Host {
 
     pub fn phase(&self) -> Phase {
         self.shared.phase()
+    }
+
+    /// The circuit breaker of every LLM provider.
+    pub fn breakers(&self) -> Vec<BreakerReport> {
+        self.shared
+            .flow
+            .as_ref()
+            .map(|flow| flow.breakers())
+            .unwrap_or_default()
     }
 
     /// Units being processed right now.

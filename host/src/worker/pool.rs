@@ -7,13 +7,16 @@
 //! so `/healthz` tells a full pool from a dead loop. It claims nothing while
 //! the database is not taking writes (see [`super::Health::can_write`]): the
 //! heartbeat keeps probing, and claiming resumes once writes land again.
+//! Task types whose LLM provider's circuit breaker is open are left out of
+//! the claim until it lets probes through ([`crate::flow`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::{Phase, Shared, heartbeat, unit};
-use crate::store::Claim;
+use crate::store::{Claimable, Claimed};
 
 /// The shortest idle sleep; idle sleeps double from here up to `poll_interval`.
 const MIN_IDLE_SLEEP: Duration = Duration::from_millis(20);
@@ -46,12 +49,19 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let plans = shared.plans.current();
+        let claimables = claimable_now(&shared, plans.claimables());
+        if claimables.is_empty() {
+            // Every task type waits for its provider to recover.
+            wait(&shared, poll).await;
+            continue;
+        }
         let claimed = tokio::time::timeout(
             shared.config.lease,
-            shared.store.claim(
+            shared.store.claim_units(
                 &shared.worker.id,
-                plans.claimables(),
+                &claimables,
                 free as u32,
+                shared.suspects.allowance(),
                 shared.config.lease,
             ),
         )
@@ -82,26 +92,47 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// The task types worth claiming now: all of them, but those whose LLM
+/// provider's circuit breaker is open (their units would only fail).
+fn claimable_now<'a>(shared: &Shared, all: &'a [Claimable]) -> Cow<'a, [Claimable]> {
+    match &shared.flow {
+        Some(flow) if all.iter().any(|c| !flow.claimable(&c.task_type)) => Cow::Owned(
+            all.iter()
+                .filter(|c| flow.claimable(&c.task_type))
+                .cloned()
+                .collect(),
+        ),
+        _ => Cow::Borrowed(all),
+    }
+}
+
 /// Sleeps for `at_most`, or less if woken.
 async fn wait(shared: &Shared, at_most: Duration) {
     let _ = tokio::time::timeout(at_most, shared.wake.notified()).await;
 }
 
-fn start_unit(shared: &Arc<Shared>, claim: Claim) {
+fn start_unit(shared: &Arc<Shared>, claimed: Claimed) {
+    let Claimed { claim, suspect } = claimed;
     let permit = shared
         .slots
         .clone()
         .try_acquire_owned()
         .expect("the claim loop claims only as many units as there are free slots");
     let (cancel, registered, predecessor) = shared.running.insert(&claim, heartbeat::CLAIM_LOST);
-    tokio::spawn(unit::run(
+    // A suspect counts against the share until its unit task ends.
+    let held = suspect.then(|| shared.suspects.hold(&claim));
+    let run = unit::run(
         shared.clone(),
         claim,
         cancel,
         registered,
         predecessor,
         permit,
-    ));
+    );
+    tokio::spawn(async move {
+        run.await;
+        drop(held);
+    });
 }
 
 /// Wakes the claim loop when another process (or this one) enqueues work, on

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::commit::{self, Judged, Next};
 use super::running::{Predecessor, Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
+use super::{suspects, unavailable};
 use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::{CallRequest, PluginMode};
@@ -139,6 +140,10 @@ async fn run_batch(
             commit::interrupted(shared, claim, &message).await;
             Next::Stop
         }
+        Judged::GiveBack => {
+            commit::release(shared, claim).await;
+            Next::Stop
+        }
     }
 }
 
@@ -194,6 +199,16 @@ async fn run_items(
                     commit::complete(shared, claim, plan, done, false, &cancel.write).await;
                 }
                 commit::interrupted(shared, claim, &message).await;
+                return Next::Stop;
+            }
+            Judged::GiveBack => {
+                if !done.is_empty()
+                    && commit::complete(shared, claim, plan, done, false, &cancel.write).await
+                        == Next::Stop
+                {
+                    return Next::Stop;
+                }
+                commit::release(shared, claim).await;
                 return Next::Stop;
             }
         }
@@ -262,6 +277,10 @@ async fn call(
         duration_ms: duration.as_millis() as u64,
         usage: spent,
     };
+    suspects::record(shared, claim, &outcome, &usage).await;
+    if unavailable::gives_back(claim, &outcome, &usage) {
+        return Judged::GiveBack;
+    }
     let _entered = call_span.enter();
     commit::judge(claim, &ids, outcome, &record)
 }

@@ -56,6 +56,19 @@ pub async fn start_plugins(
     outbound: Arc<dyn Outbound>,
     plugins: &[&str],
 ) -> Host {
+    let id = format!("test-host-{}", std::process::id());
+    start_as(&id, store, config, outbound, plugins).await
+}
+
+/// As [`start_plugins`], as the worker `id`: several hosts in one test
+/// process need ids of their own.
+pub async fn start_as(
+    id: &str,
+    store: Arc<dyn Store>,
+    config: Config,
+    outbound: Arc<dyn Outbound>,
+    plugins: &[&str],
+) -> Host {
     let runtime = super::runtime(config.slots);
     let mut loaded = Vec::new();
     for name in plugins {
@@ -80,7 +93,7 @@ pub async fn start_registry(
         registry: Arc::new(registry),
         outbound,
         worker: WorkerInfo {
-            id: format!("test-host-{}", std::process::id()),
+            id: id.to_owned(),
             host_name: "test".into(),
             pid: std::process::id(),
             version: "test".into(),

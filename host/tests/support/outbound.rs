@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sluice::flow::{BreakerConfig, BudgetConfig};
 use sluice::imports::CallContext;
 use sluice::outbound::{
     LlmConfig, LlmTimeouts, Network, ProviderConfig, ProviderKind, RetryConfig, TaskHttpConfig,
@@ -46,6 +47,13 @@ pub fn llm_config(base_url: &str, kind: ProviderKind, stream: bool) -> LlmConfig
             api_key_env: Some(KEY_ENV.to_owned()),
             stream,
             timeouts: TimeoutOverrides::default(),
+            // Tests of retries, timeouts and faults want every request to
+            // reach the mock; the breaker's own tests turn it on.
+            breaker: BreakerConfig {
+                failures: 0,
+                ..BreakerConfig::default()
+            },
+            budget: BudgetConfig::default(),
         },
     );
     LlmConfig {

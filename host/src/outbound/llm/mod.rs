@@ -39,6 +39,8 @@ use super::config::{
     TaskLlmConfig,
 };
 use super::usage::{self, LlmTokens};
+use crate::flow::breaker::{self, Breaker};
+use crate::flow::budget::{self, Budget};
 use crate::imports::CallContext;
 use crate::runtime::bindings::llm::{
     Error, FinishReason, ProviderError, Request, Response, Role, Usage,
@@ -47,6 +49,9 @@ use crate::runtime::bindings::llm::{
 /// The status reported when the provider could not be reached or the
 /// connection broke before its reply was whole.
 const GATEWAY: u16 = 502;
+/// The status of the `provider` error a call gets while the provider's
+/// circuit breaker is open.
+const UNAVAILABLE: u16 = 503;
 /// Most of an error body read for its message.
 const ERROR_BODY_BYTES: u64 = 64 << 10;
 /// Longest provider message passed on.
@@ -72,6 +77,13 @@ struct Failure {
 }
 
 impl Failure {
+    /// What this failure says about the provider's health: connection
+    /// errors, timeouts, 5xx and 429 count against it; a refusal of the
+    /// request itself (4xx, an unparseable or oversized reply) says nothing.
+    fn health(&self) -> Option<breaker::Health> {
+        (self.retryable || matches!(self.error, Error::Timeout)).then_some(breaker::Health::Failing)
+    }
+
     fn fatal(error: Error) -> Self {
         Self {
             error,
@@ -152,6 +164,8 @@ pub(crate) struct Provider {
     retry: RetryConfig,
     max_response_bytes: u64,
     client: reqwest::Client,
+    breaker: Arc<Breaker>,
+    budget: Arc<Budget>,
 }
 
 impl Provider {
@@ -244,6 +258,30 @@ impl Provider {
             retry: llm.retry,
             max_response_bytes: llm.max_response_bytes,
             client,
+            breaker: Breaker::new(name, config.breaker),
+            budget: Budget::new(name, config.budget),
+        })
+    }
+
+    pub(crate) fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The error a call gets while the provider's breaker is open: the
+    /// worker gives its unit back without counting an attempt.
+    fn unavailable(&self, call: &CallContext) -> Error {
+        call.usage.record_unavailable();
+        Error::Provider(ProviderError {
+            status: UNAVAILABLE,
+            message: format!(
+                "provider `{}` is unavailable: its circuit breaker is open after repeated \
+                 failures; the unit will be retried without counting an attempt",
+                self.name
+            ),
         })
     }
 
@@ -272,12 +310,31 @@ impl Provider {
             ProviderKind::Anthropic => anthropic::body(model, request, schema, self.stream),
         };
         let body = Bytes::from(body.to_string());
+        let text: usize = request.messages.iter().map(|m| m.content.len()).sum();
+        let estimate = budget::estimate_tokens(text, request.max_tokens);
         let mut retry = 0;
         loop {
+            let spent = self.spend_budget(call, estimate).await?;
+            let admitted = self.breaker.admit().map_err(|_| self.unavailable(call))?;
             let failure = match self.attempt(call, body.clone()).await {
-                Ok(completion) => return Ok(completion),
+                Ok(completion) => {
+                    admitted.ended(breaker::Health::Healthy);
+                    if let Some((input, output)) = completion.tokens {
+                        spent.used(u64::from(input) + u64::from(output));
+                    }
+                    return Ok(completion);
+                }
                 Err(failure) => failure,
             };
+            drop(spent);
+            if let (Error::RateLimited(_), Some(wait)) = (&failure.error, failure.retry_after) {
+                self.budget.hold_for(wait);
+            }
+            if let Some(health) = failure.health()
+                && admitted.ended(health)
+            {
+                return Err(self.unavailable(call));
+            }
             if !failure.retryable || retry >= self.retry.max_retries {
                 return Err(failure.error);
             }
@@ -296,6 +353,37 @@ impl Provider {
             tokio::time::sleep(wait).await;
             retry += 1;
             *retries += 1;
+        }
+    }
+
+    /// Waits for the provider's budget to take one more request of about
+    /// `estimate` tokens; a wait past the call's deadline is `rate-limited`.
+    async fn spend_budget(
+        &self,
+        call: &CallContext,
+        estimate: u64,
+    ) -> Result<budget::Spent, Error> {
+        let spent = self.budget.spend(estimate, call.deadline).await;
+        let waited = match &spent {
+            Ok((_, waited)) => *waited,
+            Err(over) => over
+                .wait
+                .min(call.deadline.saturating_duration_since(Instant::now())),
+        };
+        if !waited.is_zero() {
+            metrics::histogram!("sluice_llm_budget_wait_seconds", "task_type" => call.task_type.clone(), "provider" => self.name.clone())
+                .record(waited.as_secs_f64());
+        }
+        match spent {
+            Ok((spent, _)) => Ok(spent),
+            Err(over) => {
+                tracing::debug!(
+                    provider = %self.name,
+                    wait_ms = over.wait.as_millis() as u64,
+                    "over the provider's budget until past the call's deadline"
+                );
+                Err(Error::RateLimited(Some(over.wait.as_millis() as u64)))
+            }
         }
     }
 
@@ -522,7 +610,14 @@ impl TaskLlm {
             Err(_) => LlmTokens::NoReply,
         };
         let result = result.map(|(response, _)| response);
-        let outcome = outcome(&result);
+        if matches!(result, Err(Error::Timeout)) {
+            call.usage.record_timeout();
+        }
+        let outcome = if result.is_err() && call.usage.unavailable() {
+            "unavailable"
+        } else {
+            outcome(&result)
+        };
         call.usage.record_llm(latency, retries, tokens);
         usage::llm_metrics(
             &call.task_type,
@@ -571,6 +666,7 @@ impl TaskLlm {
         if let (Err(err), Some(fallback)) = (&result, &self.fallback_model)
             && fallback != model
             && falls_back(err)
+            && !call.usage.unavailable()
             && Instant::now() < call.deadline
         {
             tracing::warn!(provider = %self.provider.name, %model, %fallback, error = ?err, "LLM model failed; trying the fallback model");
@@ -699,6 +795,8 @@ mod tests {
             api_key_env: Some("KEY".into()),
             stream: false,
             timeouts: TimeoutOverrides::default(),
+            breaker: crate::flow::BreakerConfig::default(),
+            budget: crate::flow::BudgetConfig::default(),
         };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let provider = Provider::new("p", &config, &LlmConfig::default(), &|_| {

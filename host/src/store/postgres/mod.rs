@@ -22,10 +22,10 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use super::failure::{self, Decision};
 use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
-    Failure, InsertRun, Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies,
-    RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo,
-    WorkerStatus, insert_runs, validate,
+    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
+    FailResult, Failure, InsertRun, Item, NewItem, PausedTaskType, QueueDepth, RecentLeases,
+    Result, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput,
+    WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -33,8 +33,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 /// Claims reaped per round; the reaper loops until none are left.
 const REAP_BATCH: i64 = 100;
 
-/// Claims, heartbeats, releases, failures, reaps and pruning commit without
-/// waiting for the WAL flush (they go through [`PostgresStore::lease_traffic`]).
+/// Claims, heartbeats, releases, failures, reaps, pruning and the shared LLM
+/// budget's paces commit without waiting for the WAL flush (they go through
+/// [`PostgresStore::lease_traffic`]). A lost pace write only lets a request
+/// or two through early after a database crash.
 /// A database crash can lose only the last few of them, and the lease
 /// machinery absorbs each loss: a lost claim leaves its host a token the
 /// database never saw, so every write under it is refused; a lost heartbeat is
@@ -477,13 +479,14 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn claim(
+    async fn claim_units(
         &self,
         worker: &str,
         task_types: &[Claimable],
         max_units: u32,
+        max_suspects: u32,
         lease: Duration,
-    ) -> Result<Vec<Claim>> {
+    ) -> Result<Vec<Claimed>> {
         if task_types.is_empty() || max_units == 0 {
             return Ok(Vec::new());
         }
@@ -515,15 +518,19 @@ impl Store for PostgresStore {
             .bind(max_wait)
             .bind(i64::from(max_units))
             .bind(super::token_base())
+            .bind(i64::from(max_suspects))
             .fetch_all(&self.lease_traffic)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| Claim {
-                task_type: row.get(0),
-                work_unit_key: row.get(1),
-                token: row.get(2),
-                worker: worker.to_string(),
+            .map(|row| Claimed {
+                claim: Claim {
+                    task_type: row.get(0),
+                    work_unit_key: row.get(1),
+                    token: row.get(2),
+                    worker: worker.to_string(),
+                },
+                suspect: row.get(3),
             })
             .collect())
     }
@@ -593,6 +600,21 @@ impl Store for PostgresStore {
         let result = record_failure(&mut tx, claim, through, failure, policy).await?;
         tx.commit().await?;
         Ok(result)
+    }
+
+    async fn set_suspect(&self, claim: &Claim, suspect: bool) -> Result<()> {
+        let marked = sqlx::query(include_str!("set_suspect.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(claim.token)
+            .bind(&claim.worker)
+            .bind(suspect)
+            .fetch_all(&self.lease_traffic)
+            .await?;
+        if marked.is_empty() {
+            return Err(StoreError::claim_lost(claim));
+        }
+        Ok(())
     }
 
     async fn release(&self, claim: &Claim) -> Result<()> {
@@ -792,12 +814,63 @@ impl Store for PostgresStore {
                 last_seen_ms: row.get(5),
             })
             .collect();
+        let paused = sqlx::query(include_str!("paused.sql"))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| PausedTaskType {
+                task_type: row.get(0),
+                paused_at_ms: row.get(1),
+            })
+            .collect();
         Ok(Status {
             now_ms,
             depths,
             claimed_units,
             workers,
+            paused,
         })
+    }
+
+    async fn take_pace(&self, key: &str, cost_us: i64, burst_us: i64) -> Result<Option<Duration>> {
+        let taken = sqlx::query(include_str!("take_pace.sql"))
+            .bind(key)
+            .bind(cost_us)
+            .bind(burst_us)
+            .fetch_all(&self.lease_traffic)
+            .await?;
+        if !taken.is_empty() {
+            return Ok(None);
+        }
+        let wait: Vec<i64> = sqlx::query_scalar(include_str!("pace_wait.sql"))
+            .bind(key)
+            .bind(burst_us)
+            .fetch_all(&self.lease_traffic)
+            .await?;
+        let wait = wait.first().copied().unwrap_or(0).max(1);
+        Ok(Some(Duration::from_micros(wait.unsigned_abs())))
+    }
+
+    async fn adjust_pace(&self, key: &str, delta_us: i64) -> Result<()> {
+        sqlx::query(include_str!("adjust_pace.sql"))
+            .bind(key)
+            .bind(delta_us)
+            .execute(&self.lease_traffic)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_paused(&self, task_type: &str, paused: bool) -> Result<bool> {
+        let statement = if paused {
+            include_str!("pause.sql")
+        } else {
+            include_str!("resume.sql")
+        };
+        let changed = sqlx::query(statement)
+            .bind(task_type)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(!changed.is_empty())
     }
 
     async fn work_signal(&self) -> Result<Option<Box<dyn WorkSignal>>> {

@@ -18,10 +18,10 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::failure::{self, Decision};
 use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, Commit, Committed, DeadFilter, DeadItem, Enqueued, FailResult,
-    Failure, InsertRun, Item, NewItem, QueueDepth, RecentLeases, Result, RetryPolicies,
-    RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo,
-    WorkerStatus, insert_runs, validate,
+    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
+    FailResult, Failure, InsertRun, Item, NewItem, PausedTaskType, QueueDepth, RecentLeases,
+    Result, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput,
+    WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -442,13 +442,14 @@ impl Store for SqliteStore {
         tx.finish(out).await
     }
 
-    async fn claim(
+    async fn claim_units(
         &self,
         worker: &str,
         task_types: &[Claimable],
         max_units: u32,
+        max_suspects: u32,
         lease: Duration,
-    ) -> Result<Vec<Claim>> {
+    ) -> Result<Vec<Claimed>> {
         if task_types.is_empty() || max_units == 0 {
             return Ok(Vec::new());
         }
@@ -480,15 +481,19 @@ impl Store for SqliteStore {
             .bind(super::token_base())
             .bind(serde_json::Value::Array(gates).to_string())
             .bind(i64::from(max_units))
+            .bind(i64::from(max_suspects))
             .fetch_all(&self.writer)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|row| Claim {
-                task_type: row.get(0),
-                work_unit_key: row.get(1),
-                token: row.get(2),
-                worker: worker.to_string(),
+            .map(|row| Claimed {
+                claim: Claim {
+                    task_type: row.get(0),
+                    work_unit_key: row.get(1),
+                    token: row.get(2),
+                    worker: worker.to_string(),
+                },
+                suspect: row.get(3),
             })
             .collect())
     }
@@ -577,6 +582,21 @@ impl Store for SqliteStore {
         }
         .await;
         tx.finish(failed).await
+    }
+
+    async fn set_suspect(&self, claim: &Claim, suspect: bool) -> Result<()> {
+        let marked = sqlx::query(include_str!("set_suspect.sql"))
+            .bind(&claim.task_type)
+            .bind(&claim.work_unit_key)
+            .bind(claim.token)
+            .bind(&claim.worker)
+            .bind(suspect)
+            .fetch_all(&self.writer)
+            .await?;
+        if marked.is_empty() {
+            return Err(StoreError::claim_lost(claim));
+        }
+        Ok(())
     }
 
     async fn release(&self, claim: &Claim) -> Result<()> {
@@ -795,12 +815,63 @@ impl Store for SqliteStore {
                 last_seen_ms: row.get(5),
             })
             .collect();
+        let paused = sqlx::query(include_str!("paused.sql"))
+            .fetch_all(&self.readers)
+            .await?
+            .into_iter()
+            .map(|row| PausedTaskType {
+                task_type: row.get(0),
+                paused_at_ms: row.get(1),
+            })
+            .collect();
         Ok(Status {
             now_ms,
             depths,
             claimed_units,
             workers,
+            paused,
         })
+    }
+
+    async fn take_pace(&self, key: &str, cost_us: i64, burst_us: i64) -> Result<Option<Duration>> {
+        let taken = sqlx::query(include_str!("take_pace.sql"))
+            .bind(key)
+            .bind(cost_us)
+            .bind(burst_us)
+            .fetch_all(&self.writer)
+            .await?;
+        if !taken.is_empty() {
+            return Ok(None);
+        }
+        let wait: Vec<i64> = sqlx::query_scalar(include_str!("pace_wait.sql"))
+            .bind(key)
+            .bind(burst_us)
+            .fetch_all(&self.writer)
+            .await?;
+        let wait = wait.first().copied().unwrap_or(0).max(1);
+        Ok(Some(Duration::from_micros(wait.unsigned_abs())))
+    }
+
+    async fn adjust_pace(&self, key: &str, delta_us: i64) -> Result<()> {
+        sqlx::query(include_str!("adjust_pace.sql"))
+            .bind(key)
+            .bind(delta_us)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_paused(&self, task_type: &str, paused: bool) -> Result<bool> {
+        let statement = if paused {
+            include_str!("pause.sql")
+        } else {
+            include_str!("resume.sql")
+        };
+        let changed = sqlx::query(statement)
+            .bind(task_type)
+            .fetch_all(&self.writer)
+            .await?;
+        Ok(!changed.is_empty())
     }
 
     /// SQLite has no cross-process notification: hosts poll.

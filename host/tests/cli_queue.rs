@@ -54,7 +54,7 @@ fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
     let db = sqlite_url(&dir);
     let out = sluice(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied 6 migration"));
+    assert!(text(&out.stdout).contains("applied 7 migration"));
     assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
 
     let out = sluice(
@@ -311,6 +311,7 @@ async fn store_outputs(db: &str, calls: usize) {
             payload: format!(r#"{{"n":{n}}}"#),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     store.enqueue(&items).await.unwrap();
@@ -384,6 +385,7 @@ async fn dead_show_and_outputs_print_rfc3339_times_and_json_keeps_epoch_ms() {
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     store.enqueue(&items).await.unwrap();

@@ -30,6 +30,7 @@ fn item(task_type: &str, key: &str, payload: &str) -> NewItem {
         payload: payload.into(),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 
@@ -434,6 +435,7 @@ mod cases {
                 host_name: "host-a".into(),
                 pid: 4242,
                 version: "0.1.0".into(),
+                task_types: Vec::new(),
             })
             .await
             .unwrap();
@@ -1113,6 +1115,7 @@ mod cases {
             host_name: "host".into(),
             pid: 1,
             version: "0.1.0".into(),
+            task_types: Vec::new(),
         };
         store.register_worker(&worker).await.unwrap();
         store.enqueue(&[item("echo", "k", "{}")]).await.unwrap();
@@ -1211,6 +1214,7 @@ mod cases {
             host_name: "host".into(),
             pid: 1,
             version: "0.1.0".into(),
+            task_types: Vec::new(),
         };
         store.register_worker(&worker("gone")).await.unwrap();
         store.register_worker(&worker("busy")).await.unwrap();
@@ -1457,7 +1461,7 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     pool.close().await;
 
     let store = sluice::store::open(&url, Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 4);
+    assert_eq!(store.pending_migrations().await.unwrap(), 5);
     store.migrate().await.unwrap();
     let claim = Claim {
         task_type: "echo".into(),

@@ -100,6 +100,7 @@ async fn complete(
             payload: item.payload.get().to_string(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     let output = output.output.as_ref().map(|raw| raw.get());

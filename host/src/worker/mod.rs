@@ -25,6 +25,7 @@ mod running;
 pub mod shutdown;
 mod tasks;
 mod unit;
+mod unserved;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,8 +103,9 @@ pub struct Host {
 impl Host {
     /// Registers this process as a worker and starts the claim loop and the
     /// maintenance tasks. Fails only if the worker row cannot be written.
-    pub async fn start(parts: HostParts) -> anyhow::Result<Host> {
+    pub async fn start(mut parts: HostParts) -> anyhow::Result<Host> {
         let plans = TaskPlans::new(&parts.config, &parts.registry)?;
+        parts.worker.task_types = parts.registry.task_types().map(String::from).collect();
         parts
             .store
             .register_worker(&parts.worker)
@@ -128,6 +130,7 @@ impl Host {
         tasks.spawn(heartbeat::run(shared.clone()));
         tasks.spawn(reaper::run(shared.clone()));
         tasks.spawn(pool::listen_for_work(shared.clone()));
+        tasks.spawn(unserved::run(shared.clone()));
         let claim_loop = tokio::spawn(pool::run(shared.clone()));
         tracing::info!(
             worker = %shared.worker.id,

@@ -74,6 +74,7 @@ pub async fn start_plugins(
             host_name: "test".into(),
             pid: std::process::id(),
             version: "test".into(),
+            task_types: Vec::new(),
         },
     })
     .await
@@ -89,6 +90,7 @@ pub fn units(task_type: &str, prefix: &str, count: usize) -> Vec<NewItem> {
             payload: format!(r#"{{"n":{n}}}"#),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect()
 }

@@ -21,10 +21,10 @@ use super::{NewItem, RunAfter};
 #[schema(as = Item)]
 pub(crate) struct ItemInput {
     /// Which plugin runs it: 1 to 128 bytes, no control characters.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 128)]
     task_type: serde_json::Value,
     /// Its work unit: 1 to 1,024 bytes.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 1024)]
     work_unit_key: serde_json::Value,
     /// Any JSON, at most `max_payload_bytes` and 64 levels deep.
     #[schema(value_type = Object)]

@@ -18,6 +18,7 @@ use crate::config::Scope;
 pub(super) struct UnitItemsParams {
     /// `pending` or `dead`; both when absent. Done items are not listed:
     /// read them by id, or their outputs.
+    #[param(inline)]
     state: Option<ItemState>,
     /// Items per page, 1 to 1000 (default 100).
     limit: Option<u32>,

@@ -66,6 +66,7 @@ fn item(task_type: &str, key: &str, payload: &Value) -> NewItem {
         payload: payload.to_string(),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 

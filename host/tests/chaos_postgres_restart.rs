@@ -81,6 +81,7 @@ fn units_items(units: std::ops::Range<usize>) -> Vec<NewItem> {
                     work_unit_key: key,
                     tokens: 0,
                     dedupe_key: None,
+                    run_after: None,
                 });
             }
         }
@@ -127,6 +128,7 @@ async fn start_host(url: &str, n: usize, outbound: Arc<dyn Outbound>) -> Host {
             host_name: format!("host-{n}"),
             pid: std::process::id(),
             version: "test".into(),
+            task_types: Vec::new(),
         },
     })
     .await

@@ -311,6 +311,7 @@ async fn store_outputs(db: &str, calls: usize) {
             payload: format!(r#"{{"n":{n}}}"#),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     store.enqueue(&items).await.unwrap();
@@ -384,6 +385,7 @@ async fn dead_show_and_outputs_print_rfc3339_times_and_json_keeps_epoch_ms() {
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     store.enqueue(&items).await.unwrap();

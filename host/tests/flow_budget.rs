@@ -27,6 +27,7 @@ fn item(key: &str, prompt: &str) -> NewItem {
         payload: payload.to_string(),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 

@@ -131,6 +131,7 @@ async fn schema_bombs_do_not_hold_up_other_units() {
             payload: schema_bomb(400),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     db.store.enqueue(&bombs).await.unwrap();
@@ -245,6 +246,7 @@ async fn exec_and_run_agree_on_deeply_nested_outputs() {
             payload: depth.to_string(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         };
         db.store
             .enqueue(&[item("deep", 100_000), item("at-limit", 64)])
@@ -296,6 +298,7 @@ async fn a_follow_up_the_policy_refuses_is_dead_lettered_and_nothing_is_committe
         payload: format!("\"{target}\""),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     };
     // The adversary (no grants) feeding the webhook plugin (an HTTP grant).
     db.store

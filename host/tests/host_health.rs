@@ -373,6 +373,7 @@ async fn a_database_outage_is_ridden_out_with_nothing_lost_or_doubled() {
                 payload: format!(r#"{{"ms":20,"n":{n}}}"#),
                 tokens: 0,
                 dedupe_key: None,
+                run_after: None,
             })
         })
         .collect();

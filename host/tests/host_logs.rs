@@ -31,6 +31,7 @@ async fn run_chatty(args: &[&str], env: &[(&str, &str)]) -> (String, Vec<i64>) {
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     let ids = store

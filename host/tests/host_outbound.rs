@@ -59,6 +59,7 @@ async fn run_one(db: &TestStore, config: Config, prompt: &str, state: &str) {
             payload: payload.to_string(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         }])
         .await
         .unwrap();

@@ -31,6 +31,7 @@ fn items(task_type: &str, keys: usize, per_key: usize, payload: &str) -> Vec<New
                 payload: payload.replace("N", &n.to_string()),
                 tokens: 0,
                 dedupe_key: None,
+                run_after: None,
             })
         })
         .collect()
@@ -153,6 +154,7 @@ async fn a_poisoned_key_is_dead_lettered_across_restarts_while_other_keys_flow()
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         }])
         .await
         .unwrap()[0]

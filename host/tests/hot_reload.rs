@@ -36,6 +36,7 @@ fn reload_item(n: u64) -> NewItem {
         payload: format!(r#"{{"n":{n},"busy_ms":5}}"#),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 

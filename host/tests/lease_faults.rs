@@ -88,6 +88,7 @@ fn items(task_type: &str, key: &str, payloads: &[&str]) -> Vec<NewItem> {
             payload: payload.to_string(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect()
 }
@@ -403,6 +404,21 @@ impl Store for FlakyCompletions {
         work_unit_key: &str,
     ) -> sluice::store::Result<Vec<StoredOutput>> {
         self.inner.outputs(task_type, work_unit_key).await
+    }
+    async fn item(&self, id: i64) -> sluice::store::Result<Option<sluice::store::ItemRecord>> {
+        self.inner.item(id).await
+    }
+    async fn items(
+        &self,
+        query: &sluice::store::ItemQuery,
+    ) -> sluice::store::Result<Vec<sluice::store::ItemRecord>> {
+        self.inner.items(query).await
+    }
+    async fn cancel_pending(&self, task_type: &str, key: &str) -> sluice::store::Result<u64> {
+        self.inner.cancel_pending(task_type, key).await
+    }
+    async fn unserved_task_types(&self) -> sluice::store::Result<Vec<String>> {
+        self.inner.unserved_task_types().await
     }
 }
 

@@ -47,6 +47,7 @@ fn item(key: &str, payload: String) -> NewItem {
         payload,
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 

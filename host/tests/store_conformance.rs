@@ -30,6 +30,7 @@ fn item(task_type: &str, key: &str, payload: &str) -> NewItem {
         payload: payload.into(),
         tokens: 0,
         dedupe_key: None,
+        run_after: None,
     }
 }
 
@@ -587,6 +588,7 @@ mod cases {
                 host_name: "host-a".into(),
                 pid: 4242,
                 version: "0.1.0".into(),
+                task_types: Vec::new(),
             })
             .await
             .unwrap();
@@ -1271,6 +1273,7 @@ mod cases {
             host_name: "host".into(),
             pid: 1,
             version: "0.1.0".into(),
+            task_types: Vec::new(),
         };
         store.register_worker(&worker).await.unwrap();
         store.enqueue(&[item("echo", "k", "{}")]).await.unwrap();
@@ -1369,6 +1372,7 @@ mod cases {
             host_name: "host".into(),
             pid: 1,
             version: "0.1.0".into(),
+            task_types: Vec::new(),
         };
         store.register_worker(&worker("gone")).await.unwrap();
         store.register_worker(&worker("busy")).await.unwrap();

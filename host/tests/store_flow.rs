@@ -30,6 +30,7 @@ async fn enqueue(store: &dyn Store, task_type: &str, keys: &[&str]) {
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     store.enqueue(&items).await.unwrap();

@@ -178,6 +178,7 @@ async fn postgres_stress_across_processes() {
             payload: n.to_string(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     for chunk in items.chunks(2_000) {

@@ -148,6 +148,11 @@ pub const METRICS: &[Metric] = &[
         "Finished outcomes waiting for the database",
     ),
     metric(
+        "sluice_unserved_task_type",
+        Kind::Gauge,
+        "1 while items of task_type wait and no running host serves it (checked every minute)",
+    ),
+    metric(
         outbound::LLM_REQUESTS,
         Kind::Counter,
         "LLM calls made by plugins, by task_type, provider and outcome",

@@ -11,8 +11,11 @@
 //! - `/metrics` is Prometheus text ([`metrics`]).
 //!
 //! Each answers with a small JSON body saying why, for the human reading it.
+//!
+//! `sluice run` adds the HTTP API under `/v1` ([`v1`]) to the same listener.
 
 pub mod metrics;
+pub mod v1;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,6 +56,16 @@ pub fn serve(
     host: Host,
     stall_after: Duration,
 ) -> anyhow::Result<SocketAddr> {
+    serve_with(listener, host, stall_after, Router::new())
+}
+
+/// [`serve`], with the routes of `more` (the `/v1` API) beside them.
+pub fn serve_with(
+    listener: TcpListener,
+    host: Host,
+    stall_after: Duration,
+    more: Router,
+) -> anyhow::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -62,7 +75,8 @@ pub fn serve(
             host,
             stall_after,
             queue: metrics::QueueGauges::default(),
-        });
+        })
+        .merge(more);
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             tracing::error!(error = %err, "the health and metrics listener stopped");

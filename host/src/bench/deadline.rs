@@ -108,6 +108,7 @@ async fn one_run(
             host_name: "bench".into(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
+            task_types: Vec::new(),
         },
     })
     .await?;
@@ -119,6 +120,7 @@ async fn one_run(
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         }])
         .await?;
     in_flight.wait_for(|units| *units == 1).await?;

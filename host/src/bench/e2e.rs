@@ -109,6 +109,7 @@ async fn fill(store: &dyn Store, items: usize, keys: usize) -> anyhow::Result<()
             payload: "{}".into(),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect();
     for chunk in all.chunks(5_000) {
@@ -139,6 +140,7 @@ async fn drain(
             host_name: "bench".into(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
+            task_types: Vec::new(),
         },
     })
     .await?;

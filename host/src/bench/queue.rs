@@ -80,6 +80,7 @@ async fn fill(store: &dyn Store, items: usize, keys: usize) -> anyhow::Result<Du
                 payload: "{}".into(),
                 tokens: 1,
                 dedupe_key: None,
+                run_after: None,
             })
             .collect();
         n += chunk.len();

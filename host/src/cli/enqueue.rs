@@ -10,14 +10,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::database::DatabaseArgs;
-use crate::store::{NewItem, StoreError};
+use crate::store::{NewItem, RunAfter, StoreError};
 
 #[derive(Debug, Args)]
 pub struct EnqueueArgs {
     #[command(flatten)]
     database: DatabaseArgs,
     /// The task type. Without it, items are read from stdin as JSON lines:
-    /// {"task_type", "work_unit_key", "payload"[, "tokens", "dedupe_key"]}.
+    /// {"task_type", "work_unit_key", "payload"[, "tokens", "dedupe_key",
+    /// "run_after" | "delay"]}.
     #[arg(long, requires_all = ["key", "payload"])]
     task: Option<String>,
     /// The work unit key.
@@ -32,6 +33,22 @@ pub struct EnqueueArgs {
     /// Skip the item if a pending one with this key (and task type) exists.
     #[arg(long)]
     dedupe_key: Option<String>,
+    /// Not before this RFC 3339 time (2026-12-01T09:30:00Z); the unit's
+    /// later items wait behind it.
+    #[arg(long, requires = "task", conflicts_with = "delay", value_parser = parse_time)]
+    run_after: Option<i64>,
+    /// Not before this long from now (90s, 15m, 2h); the unit's later items
+    /// wait behind it.
+    #[arg(long, requires = "task", value_parser = parse_delay)]
+    delay: Option<std::time::Duration>,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    crate::store::parse_time(text)
+}
+
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    crate::store::parse_delay(text)
 }
 
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +61,10 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
                 payload: args.payload.clone().unwrap_or_default(),
                 tokens: args.tokens,
                 dedupe_key: args.dedupe_key.clone(),
+                run_after: args
+                    .run_after
+                    .map(RunAfter::At)
+                    .or(args.delay.map(RunAfter::Delay)),
             }],
             None,
         ),
@@ -76,12 +97,19 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
 /// numbers; the first bad line is an error.
 fn read_lines(input: impl BufRead) -> anyhow::Result<(Vec<NewItem>, Vec<usize>)> {
     let (mut items, mut line_numbers) = (Vec::new(), Vec::new());
-    for (n, line) in input.lines().enumerate() {
+    for (n, line) in input.split(b'\n').enumerate() {
         let line = line.context("cannot read stdin")?;
+        let line = std::str::from_utf8(&line).map_err(|err| {
+            anyhow::anyhow!(
+                "line {}: not UTF-8 (byte {} is not valid UTF-8); nothing was enqueued",
+                n + 1,
+                err.valid_up_to() + 1
+            )
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let item: NewItem = serde_json::from_str(&line)
+        let item: NewItem = serde_json::from_str(line)
             .with_context(|| format!("line {}: not a valid item; nothing was enqueued", n + 1))?;
         items.push(item);
         line_numbers.push(n + 1);

@@ -56,17 +56,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stall_after = config.stall_after;
     let plugins_dir = config.plugins_dir.clone();
     let grace = config.shutdown_grace;
+    let registry = Arc::new(registry);
+    let v1 = if listener.is_some() && config.api.enabled {
+        api::v1::router(store.clone(), registry.clone(), &config)?
+    } else {
+        axum::Router::new()
+    };
     let host = Host::start(HostParts {
         config: Arc::new(config),
         store,
-        registry: Arc::new(registry),
+        registry,
         outbound: Arc::new(network),
         worker: this_process(),
     })
     .await?;
     host.watch_plugins(runtime, plugins_dir).await;
     if let Some(listener) = listener {
-        api::serve(listener, host.clone(), stall_after)?;
+        api::serve_with(listener, host.clone(), stall_after, v1)?;
     }
 
     shutdown::first_signal()
@@ -104,5 +110,6 @@ fn this_process() -> WorkerInfo {
         host_name,
         pid,
         version: env!("CARGO_PKG_VERSION").into(),
+        task_types: Vec::new(),
     }
 }

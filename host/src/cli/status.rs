@@ -1,5 +1,6 @@
 //! `sluice status`: queue depth and oldest age per task type and state, and
-//! the task types paused by `sluice pause`.
+//! the task types paused by `sluice pause`, and which waiting task types no
+//! running host serves.
 
 use std::process::ExitCode;
 
@@ -32,8 +33,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .oldest_created_at_ms
             .map(|t| format_age(status.now_ms - t))
             .unwrap_or_default();
+        let note =
+            if depth.state == "pending" && status.unserved_task_types.contains(&depth.task_type) {
+                "  no running host serves this task type"
+            } else {
+                ""
+            };
         println!(
-            "{:<24} {:<8} {:>10} {:>12}",
+            "{:<24} {:<8} {:>10} {:>12}{note}",
             depth.task_type, depth.state, depth.count, oldest
         );
     }

@@ -508,6 +508,56 @@ const KEYS: &[Key] = &[
         "Compiled schemas kept per plugin.",
         Show::Default,
     ),
+    key(
+        "api",
+        "The HTTP API under /v1 on the listener (`listen`): enqueue, items, units, status, dead \
+         letters and plugins, described by /v1/openapi.json. Without tokens it serves a \
+         loopback `listen` address only, to every local process.",
+        Show::Section,
+    ),
+    key(
+        "api.enabled",
+        "Serve /v1; false leaves the listener to /healthz, /readyz and /metrics.",
+        Show::Default,
+    ),
+    key(
+        "api.max_body_bytes",
+        "The largest request body, in bytes; larger ones get 413.",
+        Show::Default,
+    ),
+    key(
+        "api.tokens.producer",
+        "One bearer token, here named `producer` (the name appears in logs).",
+        Show::SampleSection,
+    ),
+    key(
+        "api.tokens.producer.scope",
+        "\"enqueue\" (enqueue items), \"read\" (items, units, status, dead letters, plugins) \
+         or \"admin\" (everything, including retrying and purging dead letters and \
+         cancelling a unit's items).",
+        Show::Sample("\"enqueue\""),
+    ),
+    key(
+        "api.tokens.producer.token_env",
+        "The environment variable holding the token; the host keeps only its SHA-256.",
+        Show::Sample("\"SLUICE_PRODUCER_TOKEN\""),
+    ),
+    key(
+        "api.tokens.ops",
+        "Another token, here named `ops`, given by its hash instead.",
+        Show::SampleSection,
+    ),
+    key(
+        "api.tokens.ops.scope",
+        "As above.",
+        Show::Sample("\"admin\""),
+    ),
+    key(
+        "api.tokens.ops.sha256",
+        "The token's SHA-256 in hex (`printf %s TOKEN | sha256sum`): give this or token_env, \
+         not both.",
+        Show::Sample("\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\""),
+    ),
 ];
 
 /// The example configuration, as checked in at `deploy/sluice.toml`.

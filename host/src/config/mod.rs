@@ -12,6 +12,7 @@
 //! Durations are written like `500ms`, `30s` or `10m`. Relative paths in the
 //! file start at the file's folder.
 
+mod api;
 mod example;
 mod limits;
 mod paths;
@@ -32,6 +33,7 @@ use crate::outbound::{LlmConfig, Network, TaskOutbound};
 use crate::runtime::EnqueuePolicy;
 use crate::runtime::limits::CallLimits;
 
+pub use api::{ApiConfig, ApiToken, Scope};
 pub use example::example;
 pub use limits::Limits;
 pub use paths::sqlite_file;
@@ -111,6 +113,8 @@ pub struct Config {
     pub llm: LlmConfig,
     /// Bounds on the work a guest can make the host do (`[limits]`).
     pub limits: Limits,
+    /// The HTTP API under `/v1` and its tokens (`[api]`).
+    pub api: ApiConfig,
 }
 
 impl Default for Config {
@@ -139,6 +143,7 @@ impl Default for Config {
             tasks: BTreeMap::new(),
             llm: LlmConfig::default(),
             limits: Limits::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -190,6 +195,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tasks",
     "llm",
     "limits",
+    "api",
 ];
 
 impl Config {
@@ -326,7 +332,7 @@ impl Config {
                 ),
             ));
         }
-        self.listen_addr()?;
+        self.api.validate(self.listen_addr()?)?;
         self.limits.validate()?;
         self.defaults.validate("defaults")?;
         for (task_type, section) in &self.tasks {

@@ -13,7 +13,7 @@ pub mod contract;
 pub mod engine;
 pub mod follow_up;
 mod guest_output;
-mod json_depth;
+pub(crate) mod json_depth;
 pub mod limits;
 pub mod log_budget;
 pub mod outcome;

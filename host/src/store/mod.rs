@@ -33,6 +33,7 @@ mod backoff;
 mod error;
 mod failure;
 mod group;
+mod item_input;
 pub mod postgres;
 
 pub mod sqlite;
@@ -47,6 +48,8 @@ use serde::Serialize;
 use crate::config::redact_url;
 
 pub use backoff::RetryPolicy;
+pub(crate) use item_input::{ItemInput, parse_delay, parse_time};
+pub use validate::{MAX_KEY_BYTES, MAX_PAYLOAD_DEPTH, MAX_TASK_TYPE_BYTES};
 
 /// Largest payload accepted by default: 1 MiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
@@ -55,26 +58,47 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// delete is a short transaction beside the hosts' own writes.
 pub const DELETE_BATCH: u32 = 1_000;
 
-/// An item to enqueue.
+/// An item to enqueue. Read from JSON through [`item_input`], which takes
+/// `run_after` as an RFC 3339 time and `delay` as a duration ("90s").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "item_input::ItemInput")]
 pub struct NewItem {
     pub task_type: String,
     pub work_unit_key: String,
     /// A JSON document, as text.
-    #[serde(deserialize_with = "validate::json_text")]
     pub payload: String,
     /// A size hint for batching (such as an LLM token count).
-    #[serde(default)]
     pub tokens: u32,
     /// A second pending item with the same task type and dedupe key is not
     /// enqueued; its enqueue returns the first one's id.
-    #[serde(default)]
     pub dedupe_key: Option<String>,
+    /// Not fetched before then; the unit's later items wait behind it.
+    pub run_after: Option<RunAfter>,
+}
+
+/// When a delayed item may first run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAfter {
+    /// At this time, in ms since the Unix epoch.
+    At(i64),
+    /// This long after the database's clock at the enqueue.
+    Delay(Duration),
+}
+
+impl RunAfter {
+    /// The two columns a backend binds: an absolute time and a delay in ms,
+    /// of which at most one is set (the SQL adds the delay to its own clock).
+    pub(crate) fn columns(run_after: Option<Self>) -> (Option<i64>, Option<i64>) {
+        match run_after {
+            None => (None, None),
+            Some(Self::At(ms)) => (Some(ms), None),
+            Some(Self::Delay(delay)) => (None, Some(delay.as_millis() as i64)),
+        }
+    }
 }
 
 /// What enqueueing one item did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     pub id: i64,
     /// True when a pending item with the same dedupe key already existed; `id` is its id.
@@ -290,7 +314,7 @@ pub struct StoredOutput {
 }
 
 /// Depth and oldest age of items for one task type and state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueDepth {
     pub task_type: String,
     pub state: String,
@@ -299,7 +323,7 @@ pub struct QueueDepth {
 }
 
 /// A snapshot of the queue for `sluice status` and metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub now_ms: i64,
     pub depths: Vec<QueueDepth>,
@@ -307,17 +331,24 @@ pub struct Status {
     pub workers: Vec<WorkerStatus>,
     /// Task types no host claims until they are resumed.
     pub paused: Vec<PausedTaskType>,
+    /// Task types with pending items that no running host serves
+    /// ([`Store::unserved_task_types`]).
+    pub unserved_task_types: Vec<String>,
 }
 
 /// A task type an operator paused (`sluice pause`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PausedTaskType {
     pub task_type: String,
     pub paused_at_ms: i64,
 }
 
+/// How recently a host must have been seen (its heartbeat writes
+/// `last_seen`) to count as running, for [`Store::unserved_task_types`].
+pub const RUNNING_HOST_SEEN_WITHIN: Duration = Duration::from_secs(60);
+
 /// A registered host process and when it was last heard from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WorkerStatus {
     pub id: String,
     pub host_name: String,
@@ -334,6 +365,9 @@ pub struct WorkerInfo {
     pub host_name: String,
     pub pid: u32,
     pub version: String,
+    /// The task types its plugins serve ([`crate::worker::Host::start`]
+    /// records its registry's).
+    pub task_types: Vec<String>,
 }
 
 /// Everything that can go wrong in the store, each with what to do about it.
@@ -589,6 +623,66 @@ pub trait Store: Send + Sync + 'static {
 
     /// The outputs stored for a unit, oldest first.
     async fn outputs(&self, task_type: &str, work_unit_key: &str) -> Result<Vec<StoredOutput>>;
+
+    // What producers ask about their items (the HTTP API): by primary key
+    // and through the pending and dead indexes, never a scan of all items.
+
+    /// One item in any state, with the output of the call that completed it
+    /// (while outputs are kept); `None` when there is no such item (never
+    /// enqueued, cancelled, or done and past `retain_done`).
+    async fn item(&self, id: i64) -> Result<Option<ItemRecord>>;
+
+    /// Pending and dead items matching `query`, in id order.
+    async fn items(&self, query: &ItemQuery) -> Result<Vec<ItemRecord>>;
+
+    /// Deletes a unit's pending items, except those a claim has in flight
+    /// (they finish or fail as usual). Returns how many were cancelled.
+    async fn cancel_pending(&self, task_type: &str, work_unit_key: &str) -> Result<u64>;
+
+    /// Task types with pending items that no host seen within
+    /// [`RUNNING_HOST_SEEN_WITHIN`] serves (hosts that did not record their
+    /// task types count as serving all): items nobody will run until a host
+    /// with a plugin for them starts.
+    async fn unserved_task_types(&self) -> Result<Vec<String>>;
+}
+
+/// An item as producers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ItemRecord {
+    pub id: i64,
+    pub task_type: String,
+    pub work_unit_key: String,
+    /// `pending`, `done` or `dead`.
+    pub state: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub tokens: u32,
+    pub dedupe_key: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Every failure, oldest first: `{"attempt", "at_ms", "error"}`.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: serde_json::Value,
+    pub created_at_ms: i64,
+    /// Not fetched before this time (ms since the Unix epoch), if delayed.
+    pub run_after_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// What the call that completed it returned (only from [`Store::item`]).
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+}
+
+/// Which pending and dead items [`Store::items`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemQuery {
+    pub task_type: Option<String>,
+    pub work_unit_key: Option<String>,
+    /// `pending` or `dead`; `None` for both.
+    pub state: Option<String>,
+    /// Only items with a larger id (the cursor of the previous page).
+    pub after_id: i64,
+    pub limit: u32,
 }
 
 /// Wakes an idle host when items are enqueued, from any process.

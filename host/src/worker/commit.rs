@@ -103,6 +103,7 @@ fn completion(ids: &[i64], output: Output, record: &CallRecord<'_>) -> Completio
                 payload: item.payload.get().to_string(),
                 tokens: 0,
                 dedupe_key: None,
+                run_after: None,
             })
             .collect(),
         call: Some(serde_json::to_string(record).expect("a call record serializes")),

@@ -31,6 +31,7 @@ mod suspects;
 mod tasks;
 mod unavailable;
 mod unit;
+mod unserved;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -120,8 +121,9 @@ pub struct Host {
 impl Host {
     /// Registers this process as a worker and starts the claim loop and the
     /// maintenance tasks. Fails only if the worker row cannot be written.
-    pub async fn start(parts: HostParts) -> anyhow::Result<Host> {
+    pub async fn start(mut parts: HostParts) -> anyhow::Result<Host> {
         let plans = TaskPlans::new(&parts.config, &parts.registry)?;
+        parts.worker.task_types = parts.registry.task_types().map(String::from).collect();
         parts
             .store
             .register_worker(&parts.worker)
@@ -155,6 +157,7 @@ impl Host {
         tasks.spawn(heartbeat::run(shared.clone()));
         tasks.spawn(reaper::run(shared.clone()));
         tasks.spawn(pool::listen_for_work(shared.clone()));
+        tasks.spawn(unserved::run(shared.clone()));
         let claim_loop = tokio::spawn(pool::run(shared.clone()));
         tracing::info!(
             worker = %shared.worker.id,

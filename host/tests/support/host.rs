@@ -77,11 +77,23 @@ pub async fn start_as(
             .unwrap_or_else(|err| panic!("the plugin {name} loads: {err}"));
         loaded.push(Arc::new(plugin));
     }
-    start_registry(store, config, outbound, Registry::from_plugins(loaded)).await
+    start_registry_as(id, store, config, outbound, Registry::from_plugins(loaded)).await
 }
 
 /// Starts a host running the plugins of `registry` against `store`.
 pub async fn start_registry(
+    store: Arc<dyn Store>,
+    config: Config,
+    outbound: Arc<dyn Outbound>,
+    registry: Registry,
+) -> Host {
+    let id = format!("test-host-{}", std::process::id());
+    start_registry_as(&id, store, config, outbound, registry).await
+}
+
+/// As [`start_registry`], as the worker `id`.
+async fn start_registry_as(
+    id: &str,
     store: Arc<dyn Store>,
     config: Config,
     outbound: Arc<dyn Outbound>,
@@ -97,6 +109,7 @@ pub async fn start_registry(
             host_name: "test".into(),
             pid: std::process::id(),
             version: "test".into(),
+            task_types: Vec::new(),
         },
     })
     .await
@@ -112,6 +125,7 @@ pub fn units(task_type: &str, prefix: &str, count: usize) -> Vec<NewItem> {
             payload: format!(r#"{{"n":{n}}}"#),
             tokens: 0,
             dedupe_key: None,
+            run_after: None,
         })
         .collect()
 }

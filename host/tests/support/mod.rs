@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod host;
+pub mod http_client;
 pub mod outbound;
 pub mod pg_cluster;
 pub mod process;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::{KEYS, Show, default_values, example, lookup};
-use crate::config::{Config, Limits, TaskSection, TaskSettings};
+use crate::config::{ApiConfig, ApiToken, Config, Limits, TaskSection, TaskSettings};
 use crate::outbound::{
     LlmConfig, LlmTimeouts, ProviderConfig, RetryConfig, TaskHttpConfig, TaskLlmConfig,
     TimeoutOverrides,
@@ -143,6 +143,12 @@ fn every_field_of_the_configuration_has_a_row() {
             &["llm.providers.openai.timeouts", "llm.timeouts"],
         ),
         ("Limits", fields::<Limits>(), &["limits"]),
+        ("ApiConfig", fields::<ApiConfig>(), &["api"]),
+        (
+            "ApiToken",
+            fields::<ApiToken>(),
+            &["api.tokens.producer", "api.tokens.ops"],
+        ),
     ];
     for (name, fields, sections) in structs {
         assert!(!fields.is_empty(), "{name} has no fields?");

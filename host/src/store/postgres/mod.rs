@@ -11,6 +11,7 @@
 //! host shares. Enqueues `NOTIFY sluice_items` so idle hosts wake at once.
 
 pub(crate) mod errors;
+mod items;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,9 +24,10 @@ use super::failure::{self, Decision};
 use super::group;
 use super::{
     BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
-    FailResult, Failure, InsertRun, Item, NewItem, PausedTaskType, QueueDepth, RecentLeases,
-    Result, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput,
-    WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
+    QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, RunAfter, Status, Store,
+    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
+    validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
@@ -332,11 +334,15 @@ async fn insert_bulk(
 ) -> Result<Vec<Enqueued>> {
     let column = |f: fn(&NewItem) -> &str| items.iter().map(f).collect::<Vec<_>>();
     let tokens: Vec<i64> = items.iter().map(|i| i64::from(i.tokens)).collect();
+    let (run_after, delay): (Vec<_>, Vec<_>) =
+        items.iter().map(|i| RunAfter::columns(i.run_after)).unzip();
     let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("enqueue_bulk.sql"))
         .bind(column(|i| &i.task_type))
         .bind(column(|i| &i.work_unit_key))
         .bind(column(|i| &i.payload))
         .bind(tokens)
+        .bind(run_after)
+        .bind(delay)
         .fetch_all(&mut **tx)
         .await?;
     // Ids were assigned in input order; RETURNING's order is not promised.
@@ -363,6 +369,8 @@ async fn insert_deduplicated(
             .bind(&item.payload)
             .bind(i64::from(item.tokens))
             .bind(&item.dedupe_key)
+            .bind(RunAfter::columns(item.run_after).0)
+            .bind(RunAfter::columns(item.run_after).1)
             .fetch_optional(&mut **tx)
             .await?;
         if let Some(id) = inserted {
@@ -695,6 +703,7 @@ impl Store for PostgresStore {
             .bind(&worker.host_name)
             .bind(i64::from(worker.pid))
             .bind(&worker.version)
+            .bind(serde_json::to_string(&worker.task_types).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
         sqlx::query(include_str!("abandon_claims.sql"))
@@ -829,6 +838,7 @@ impl Store for PostgresStore {
             claimed_units,
             workers,
             paused,
+            unserved_task_types: self.unserved_task_types().await?,
         })
     }
 
@@ -891,5 +901,24 @@ impl Store for PostgresStore {
                 created_at_ms: row.get(2),
             })
             .collect())
+    }
+
+    async fn item(&self, id: i64) -> Result<Option<ItemRecord>> {
+        items::item(&self.pool, id).await
+    }
+
+    async fn items(&self, query: &ItemQuery) -> Result<Vec<ItemRecord>> {
+        items::page(&self.pool, query).await
+    }
+
+    async fn unserved_task_types(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(include_str!("unserved.sql"))
+            .bind(ms(super::RUNNING_HOST_SEEN_WITHIN))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn cancel_pending(&self, task_type: &str, work_unit_key: &str) -> Result<u64> {
+        items::cancel_pending(&self.pool, task_type, work_unit_key).await
     }
 }

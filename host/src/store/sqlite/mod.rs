@@ -7,6 +7,7 @@
 //! several hosts sharing one queue is what the Postgres store is for.
 
 pub(crate) mod errors;
+mod items;
 mod writing;
 
 use std::str::FromStr;
@@ -19,9 +20,10 @@ use super::failure::{self, Decision};
 use super::group;
 use super::{
     BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
-    FailResult, Failure, InsertRun, Item, NewItem, PausedTaskType, QueueDepth, RecentLeases,
-    Result, RetryPolicies, RetryPolicy, Status, Store, StoreError, StoreOptions, StoredOutput,
-    WorkSignal, WorkerInfo, WorkerStatus, insert_runs, validate,
+    FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
+    QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, RunAfter, Status, Store,
+    StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
+    validate,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/sqlite/migrations");
@@ -293,7 +295,17 @@ async fn insert_bulk(conn: &mut SqliteConnection, items: &[NewItem]) -> Result<V
     // Payloads travel as JSON strings so json_extract returns their exact text.
     let rows: Vec<serde_json::Value> = items
         .iter()
-        .map(|i| serde_json::json!([i.task_type, i.work_unit_key, i.payload, i.tokens]))
+        .map(|i| {
+            let (run_after, delay) = RunAfter::columns(i.run_after);
+            serde_json::json!([
+                i.task_type,
+                i.work_unit_key,
+                i.payload,
+                i.tokens,
+                run_after,
+                delay
+            ])
+        })
         .collect();
     let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("enqueue_bulk.sql"))
         .bind(serde_json::Value::Array(rows).to_string())
@@ -320,6 +332,8 @@ async fn insert_deduplicated(conn: &mut SqliteConnection, item: &NewItem) -> Res
             .bind(&item.payload)
             .bind(i64::from(item.tokens))
             .bind(&item.dedupe_key)
+            .bind(RunAfter::columns(item.run_after).0)
+            .bind(RunAfter::columns(item.run_after).1)
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
@@ -686,6 +700,7 @@ impl Store for SqliteStore {
                 .bind(&worker.host_name)
                 .bind(i64::from(worker.pid))
                 .bind(&worker.version)
+                .bind(serde_json::to_string(&worker.task_types).unwrap_or_default())
                 .execute(tx.conn())
                 .await?;
             sqlx::query(include_str!("abandon_claims.sql"))
@@ -830,6 +845,7 @@ impl Store for SqliteStore {
             claimed_units,
             workers,
             paused,
+            unserved_task_types: self.unserved_task_types().await?,
         })
     }
 
@@ -893,5 +909,24 @@ impl Store for SqliteStore {
                 created_at_ms: row.get(2),
             })
             .collect())
+    }
+
+    async fn item(&self, id: i64) -> Result<Option<ItemRecord>> {
+        items::item(&self.readers, id).await
+    }
+
+    async fn items(&self, query: &ItemQuery) -> Result<Vec<ItemRecord>> {
+        items::page(&self.readers, query).await
+    }
+
+    async fn unserved_task_types(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(include_str!("unserved.sql"))
+            .bind(ms(super::RUNNING_HOST_SEEN_WITHIN))
+            .fetch_all(&self.readers)
+            .await?)
+    }
+
+    async fn cancel_pending(&self, task_type: &str, work_unit_key: &str) -> Result<u64> {
+        items::cancel_pending(&self.writer, task_type, work_unit_key).await
     }
 }

@@ -9,7 +9,8 @@
 //! - [`imports`]: everything a guest may call on the host.
 //! - [`store`]: the durable queue, on SQLite or Postgres.
 //! - [`worker`]: the running host: the pool, heartbeat, reaper and shutdown.
-//! - [`api`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`api`]: `/healthz`, `/readyz`, `/metrics` and the HTTP API under `/v1`.
+//! - [`ui`]: the operator's dashboard under `/ui`.
 //! - [`config`]: one typed configuration from `sluice.toml` and `SLUICE_*`.
 //! - [`outbound`]: the configured `llm` and `http` imports (providers, allowlists).
 //! - [`flow`]: flow control of LLM providers (circuit breakers).
@@ -24,4 +25,5 @@ pub mod imports;
 pub mod outbound;
 pub mod runtime;
 pub mod store;
+pub mod ui;
 pub mod worker;

@@ -420,6 +420,23 @@ impl Store for FlakyCompletions {
     async fn unserved_task_types(&self) -> sluice::store::Result<Vec<String>> {
         self.inner.unserved_task_types().await
     }
+    async fn overview(
+        &self,
+        window: Duration,
+    ) -> sluice::store::Result<sluice::store::views::Overview> {
+        self.inner.overview(window).await
+    }
+    async fn units(
+        &self,
+        task_type: &str,
+        key_from: &str,
+        limit: u32,
+    ) -> sluice::store::Result<Vec<sluice::store::views::UnitRecord>> {
+        self.inner.units(task_type, key_from, limit).await
+    }
+    async fn hosts(&self) -> sluice::store::Result<sluice::store::views::Hosts> {
+        self.inner.hosts().await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ mod preflight;
 mod run;
 mod status;
 mod times;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,8 @@ enum Command {
     Resume(pause::PauseArgs),
     /// Inspect, retry and purge dead letters.
     Dead(dead::DeadArgs),
+    /// Serve the dashboard (/ui) against the database, processing nothing.
+    Ui(ui::UiArgs),
     /// Throughput benchmarks against the real stores.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +92,7 @@ pub async fn run() -> ExitCode {
         Command::Pause(args) => pause::run(args, true).await,
         Command::Resume(args) => pause::run(args, false).await,
         Command::Dead(args) => dead::run(args).await,
+        Command::Ui(args) => ui::run(args).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Completions(args) => completions::run(args),
         Command::Manpage(args) => manpage::run(args),

@@ -1,7 +1,8 @@
 //! `sluice run`: the host. Loads and checks the configuration and the plugins
 //! ([`preflight`], the checks `sluice config` makes too), then the database
 //! (any problem stops it before it claims anything), then runs the pool and
-//! the health listener until SIGTERM or SIGINT. Changed plugins are reloaded
+//! the health listener (with the API under `/v1` and the dashboard under
+//! `/ui`) until SIGTERM or SIGINT. Changed plugins are reloaded
 //! while it runs (a file watch and `SIGHUP`, [`crate::worker::Host::watch_plugins`]).
 //!
 //! The first signal drains: no new claims, running units get
@@ -19,6 +20,7 @@ use super::database::{self, DatabaseArgs};
 use super::preflight::{self, Checked};
 use crate::api;
 use crate::store::WorkerInfo;
+use crate::ui;
 use crate::worker::{Host, HostParts, shutdown};
 
 #[derive(Debug, Args)]
@@ -58,7 +60,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let grace = config.shutdown_grace;
     let registry = Arc::new(registry);
     let v1 = if listener.is_some() && config.api.enabled {
-        api::v1::router(store.clone(), registry.clone(), &config)?
+        api::v1::router(store.clone(), registry.clone(), &config)?.merge(ui::router(
+            store.clone(),
+            Some(registry.clone()),
+            &config,
+        )?)
     } else {
         axum::Router::new()
     };

@@ -38,6 +38,7 @@ pub mod postgres;
 
 pub mod sqlite;
 mod validate;
+pub mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -644,6 +645,25 @@ pub trait Store: Send + Sync + 'static {
     /// task types count as serving all): items nobody will run until a host
     /// with a plugin for them starts.
     async fn unserved_task_types(&self) -> Result<Vec<String>>;
+
+    // What the dashboard reads besides the above ([`views`]): from the unit
+    // counters, the workers and leases, and the dead and done indexes.
+
+    /// Per task type figures, and the items done and dead-lettered per
+    /// minute within `window` of now.
+    async fn overview(&self, window: Duration) -> Result<views::Overview>;
+
+    /// Up to `limit` units of `task_type` whose key is `key_from` or sorts
+    /// after it, in key order, with their claims.
+    async fn units(
+        &self,
+        task_type: &str,
+        key_from: &str,
+        limit: u32,
+    ) -> Result<Vec<views::UnitRecord>>;
+
+    /// Every host process the database knows, with the units it holds.
+    async fn hosts(&self) -> Result<views::Hosts>;
 }
 
 /// An item as producers see it.

@@ -33,20 +33,42 @@ pub fn request(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Response {
+    let auth = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = auth
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    send(
+        addr,
+        method,
+        path,
+        &headers,
+        body.map(|body| ("application/json", body)),
+    )
+}
+
+/// Sends `method path` with `headers` and an optional body of a content type.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if let Some(body) = body {
+    if let Some((content_type, body)) = body {
         head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         ));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("send head");
-    if let Some(body) = body {
+    if let Some((_, body)) = body {
         // A server may answer (413) before reading a large body.
         let _ = stream.write_all(body);
     }

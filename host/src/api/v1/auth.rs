@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 use super::problem::Problem;
 use crate::config::{ApiConfig, Scope};
 
-struct Token {
-    name: String,
-    scope: Scope,
+pub(crate) struct Token {
+    pub(crate) name: String,
+    pub(crate) scope: Scope,
     sha256: [u8; 32],
 }
 
@@ -53,6 +53,20 @@ impl Tokens {
         self.0.is_empty()
     }
 
+    /// The configured token `presented` is, if any: its hash is compared with
+    /// every configured one, matched or not. The dashboard's sign-in uses
+    /// this too ([`crate::ui`]).
+    pub(crate) fn identify(&self, presented: &str) -> Option<&Token> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found: Option<&Token> = None;
+        for token in &self.0 {
+            if bool::from(token.sha256.ct_eq(&digest)) {
+                found = Some(token);
+            }
+        }
+        found
+    }
+
     /// Whether the request's bearer token may do what `needed` allows.
     pub(crate) fn check(&self, headers: &HeaderMap, needed: Scope) -> Result<(), Problem> {
         if self.is_open() {
@@ -70,15 +84,8 @@ impl Tokens {
                     "send `Authorization: Bearer TOKEN` with a token of [api.tokens]",
                 )
             })?;
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        // Every configured token is compared, matched or not.
-        let mut found: Option<&Token> = None;
-        for token in &self.0 {
-            if bool::from(token.sha256.ct_eq(&digest)) {
-                found = Some(token);
-            }
-        }
-        let token = found
+        let token = self
+            .identify(presented)
             .ok_or_else(|| Problem::unauthorized("the bearer token is not one of [api.tokens]"))?;
         if token.scope.allows(needed) {
             Ok(())

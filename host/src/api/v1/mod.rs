@@ -7,13 +7,13 @@
 //! document at `/v1/openapi.json` is generated from the handlers themselves
 //! (utoipa), so it cannot drift from what is served.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
 mod dead;
 mod items;
 mod page;
-mod problem;
-mod queue;
+pub(crate) mod problem;
+pub(crate) mod queue;
 mod units;
 
 use std::sync::Arc;

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::V1;
 use super::problem::Problem;
 use crate::config::Scope;
+use crate::runtime::Registry;
 use crate::store::Status;
 
 /// Depth and oldest age per task type and state, claimed units and hosts.
@@ -33,12 +34,26 @@ pub(super) async fn status(
 
 /// A plugin this host runs.
 #[derive(Serialize, ToSchema)]
-pub(super) struct PluginInfo {
-    name: String,
-    version: String,
+pub(crate) struct PluginInfo {
+    pub(crate) name: String,
+    pub(crate) version: String,
     /// `batch` or `item`.
-    mode: String,
-    task_types: Vec<String>,
+    pub(crate) mode: String,
+    pub(crate) task_types: Vec<String>,
+}
+
+/// The plugins `registry` holds, as `/v1/plugins` and the dashboard show them.
+pub(crate) fn plugin_infos(registry: &Registry) -> Vec<PluginInfo> {
+    registry
+        .plugins()
+        .iter()
+        .map(|plugin| PluginInfo {
+            name: plugin.name.clone(),
+            version: plugin.version.clone(),
+            mode: plugin.mode.as_str().into(),
+            task_types: plugin.task_types.clone(),
+        })
+        .collect()
 }
 
 /// The plugins this host has loaded.
@@ -56,16 +71,5 @@ pub(super) async fn plugins(
     headers: HeaderMap,
 ) -> Result<Json<Vec<PluginInfo>>, Problem> {
     v1.tokens.check(&headers, Scope::Read)?;
-    Ok(Json(
-        v1.registry
-            .plugins()
-            .iter()
-            .map(|plugin| PluginInfo {
-                name: plugin.name.clone(),
-                version: plugin.version.clone(),
-                mode: plugin.mode.as_str().into(),
-                task_types: plugin.task_types.clone(),
-            })
-            .collect(),
-    ))
+    Ok(Json(plugin_infos(&v1.registry)))
 }

@@ -12,6 +12,7 @@
 
 pub(crate) mod errors;
 mod items;
+mod views;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -920,5 +921,22 @@ impl Store for PostgresStore {
 
     async fn cancel_pending(&self, task_type: &str, work_unit_key: &str) -> Result<u64> {
         items::cancel_pending(&self.pool, task_type, work_unit_key).await
+    }
+
+    async fn overview(&self, window: Duration) -> Result<super::views::Overview> {
+        views::overview(&self.pool, window).await
+    }
+
+    async fn units(
+        &self,
+        task_type: &str,
+        key_from: &str,
+        limit: u32,
+    ) -> Result<Vec<super::views::UnitRecord>> {
+        views::units(&self.pool, task_type, key_from, limit).await
+    }
+
+    async fn hosts(&self) -> Result<super::views::Hosts> {
+        views::hosts(&self.pool).await
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod errors;
 mod items;
+mod views;
 mod writing;
 
 use std::str::FromStr;
@@ -928,5 +929,22 @@ impl Store for SqliteStore {
 
     async fn cancel_pending(&self, task_type: &str, work_unit_key: &str) -> Result<u64> {
         items::cancel_pending(&self.writer, task_type, work_unit_key).await
+    }
+
+    async fn overview(&self, window: Duration) -> Result<super::views::Overview> {
+        views::overview(&self.readers, window).await
+    }
+
+    async fn units(
+        &self,
+        task_type: &str,
+        key_from: &str,
+        limit: u32,
+    ) -> Result<Vec<super::views::UnitRecord>> {
+        views::units(&self.readers, task_type, key_from, limit).await
+    }
+
+    async fn hosts(&self) -> Result<super::views::Hosts> {
+        views::hosts(&self.readers).await
     }
 }

@@ -207,7 +207,8 @@ pub(super) fn item_table(items: &[ItemRecord], now_ms: i64) -> String {
         let failures = item.errors.as_array().map_or(0, Vec::len);
         let history = if failures > 0 {
             format!(
-                "<details><summary>{failures} failures</summary>{}</details>",
+                "<details><summary>{failures} {}</summary>{}</details>",
+                if failures == 1 { "failure" } else { "failures" },
                 html::errors(&item.errors)
             )
         } else {

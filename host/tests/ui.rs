@@ -309,6 +309,17 @@ fn the_dashboard(url: &str) {
         pending_unit.contains("data-field=\"pending\">2 items"),
         "{pending_unit}"
     );
+    assert!(
+        overview.contains(
+            "<tr data-calls=\"echo\"><td>echo</td><td class=\"num\" data-field=\"calls\">3<"
+        ),
+        "three echo calls in the latest calls: {overview}"
+    );
+    let echo_unit = reader.page("/ui/unit?task_type=echo&key=e0");
+    assert!(
+        echo_unit.contains("data-field=\"plugin\">adversary 0.1.0</span>"),
+        "the output names the plugin version that produced it: {echo_unit}"
+    );
     let item = reader.page(&format!("/ui/item/{}", done[0]));
     assert!(item.contains("data-field=\"state\">done"), "{item}");
 

@@ -312,6 +312,9 @@ pub struct StoredOutput {
     /// The output JSON, if the call returned one.
     pub output: Option<String>,
     pub created_at_ms: i64,
+    /// The host's JSON record of the call (plugin and version, attempt,
+    /// duration, outbound usage); `None` for outputs stored before it.
+    pub call: Option<String>,
 }
 
 /// Depth and oldest age of items for one task type and state.

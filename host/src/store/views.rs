@@ -38,6 +38,61 @@ pub struct Overview {
     pub task_types: Vec<TaskTypeOverview>,
     /// Minutes of the window with any completion or dead letter, oldest first.
     pub minutes: Vec<MinuteCounts>,
+    /// Per task type, over the latest [`RECENT_CALLS`] calls of any type.
+    pub calls: Vec<CallStats>,
+}
+
+/// How many of the latest calls the overview's call figures cover: a walk
+/// back along the outputs' primary key, bounded whatever the throughput.
+pub const RECENT_CALLS: u32 = 1000;
+
+/// Calls of one task type, from the hosts' records of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallStats {
+    pub task_type: String,
+    pub calls: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub llm_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Figures per task type from `(task_type, call record JSON)` rows; records
+/// that do not parse are skipped.
+pub(crate) fn call_stats(rows: &[(String, String)]) -> Vec<CallStats> {
+    let mut by_type: std::collections::BTreeMap<&str, (Vec<u64>, [u64; 3])> = Default::default();
+    for (task_type, call) in rows {
+        let Ok(call) = serde_json::from_str::<serde_json::Value>(call) else {
+            continue;
+        };
+        let (durations, usage) = by_type.entry(task_type).or_default();
+        durations.push(call["duration_ms"].as_u64().unwrap_or_default());
+        for (slot, key) in usage
+            .iter_mut()
+            .zip(["llm_calls", "input_tokens", "output_tokens"])
+        {
+            *slot += call["usage"][key].as_u64().unwrap_or_default();
+        }
+    }
+    by_type
+        .into_iter()
+        .map(
+            |(task_type, (mut durations, [llm_calls, input_tokens, output_tokens]))| {
+                durations.sort_unstable();
+                let at = |q: f64| durations[((durations.len() - 1) as f64 * q).round() as usize];
+                CallStats {
+                    task_type: task_type.to_string(),
+                    calls: durations.len() as u64,
+                    p50_ms: at(0.5),
+                    p99_ms: at(0.99),
+                    llm_calls,
+                    input_tokens,
+                    output_tokens,
+                }
+            },
+        )
+        .collect()
 }
 
 /// A work unit's row: its counters and its claim.

@@ -1,7 +1,8 @@
 //! The overview: per task type, pending items and the oldest one's age,
 //! claimed units, items done in the last hour and dead letters, refreshed
 //! every two seconds (htmx polls [`table`]); and a chart of the last hour
-//! ([`minutes`]).
+//! ([`minutes`]); then call durations (p50, p99), LLM calls and tokens per
+//! task type over the latest calls.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use axum::response::Html;
 
 use super::html::{self, esc, url};
 use super::{Failure, Page, Ui};
-use crate::store::views::{MinuteCounts, Overview};
+use crate::store::views::{MinuteCounts, Overview, RECENT_CALLS};
 
 /// The overview's window: the chart and the `done` column.
 const WINDOW: Duration = Duration::from_secs(3600);
@@ -78,11 +79,37 @@ fn render(overview: &Overview) -> String {
         .minutes
         .iter()
         .fold((0, 0), |(done, dead), m| (done + m.done, dead + m.dead));
+    let mut calls = String::new();
+    for c in &overview.calls {
+        let _ = write!(
+            calls,
+            "<tr data-calls=\"{}\"><td>{}</td><td class=\"num\" data-field=\"calls\">{}</td><td class=\"num\">{} ms</td>\
+             <td class=\"num\">{} ms</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&c.task_type),
+            esc(&c.task_type),
+            c.calls,
+            c.p50_ms,
+            c.p99_ms,
+            c.llm_calls,
+            c.input_tokens,
+            c.output_tokens,
+        );
+    }
+    let calls = if calls.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Latest calls</h2><table class=\"calls\"><thead><tr><th>Task type</th><th class=\"num\">Calls</th>\
+             <th class=\"num\">p50</th><th class=\"num\">p99</th><th class=\"num\">LLM calls</th>\
+             <th class=\"num\">Input tokens</th><th class=\"num\">Output tokens</th></tr></thead><tbody>{calls}</tbody></table>\
+             <p class=\"quiet\">Over the latest {RECENT_CALLS} calls of any task type, from the hosts' records of them.</p>"
+        )
+    };
     format!(
         "<table class=\"overview\"><thead><tr><th>Task type</th><th class=\"num\">Pending</th>\
          <th class=\"num\">Oldest pending</th><th class=\"num\">In flight (units)</th>\
          <th class=\"num\">Done (last hour)</th><th class=\"num\">Dead</th></tr></thead><tbody>{rows}</tbody></table>\
-         <p class=\"quiet\">Last hour: {done} done, {dead} dead-lettered. As of {} UTC.</p>",
+         <p class=\"quiet\">Last hour: {done} done, {dead} dead-lettered. As of {} UTC.</p>{calls}",
         html::time(overview.now_ms)
     )
 }

@@ -187,9 +187,25 @@ pub(super) async fn unit(
                 .and_then(|text| serde_json::from_str(text).ok())
                 .map(|v| html::json(&v))
                 .unwrap_or_else(|| "<p class=\"quiet\">no output</p>".into());
+            let call: Option<serde_json::Value> = output
+                .call
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok());
+            let by = call
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        " · <span data-field=\"plugin\">{} {}</span>, attempt {}, {} ms",
+                        esc(c["plugin"].as_str().unwrap_or_default()),
+                        esc(c["plugin_version"].as_str().unwrap_or_default()),
+                        c["attempt"].as_u64().unwrap_or_default(),
+                        c["duration_ms"].as_u64().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
             let _ = write!(
                 body,
-                "<div class=\"output\"><p>Items {} · {} UTC</p>{value}</div>",
+                "<div class=\"output\"><p>Items {} · {} UTC{by}</p>{value}</div>",
                 ids.join(", "),
                 html::time(output.created_at_ms)
             );

@@ -900,6 +900,7 @@ impl Store for PostgresStore {
                 item_ids: row.get(0),
                 output: row.get(1),
                 created_at_ms: row.get(2),
+                call: row.get(3),
             })
             .collect())
     }

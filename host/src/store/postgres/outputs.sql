@@ -1,1 +1,1 @@
-SELECT item_ids, output::text, created_at_ms FROM sluice_outputs WHERE task_type = $1 AND work_unit_key = $2 ORDER BY id
+SELECT item_ids, output::text, created_at_ms, call::text FROM sluice_outputs WHERE task_type = $1 AND work_unit_key = $2 ORDER BY id

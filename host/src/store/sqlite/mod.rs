@@ -908,6 +908,7 @@ impl Store for SqliteStore {
                 item_ids: serde_json::from_str(row.get::<&str, _>(0)).unwrap_or_default(),
                 output: row.get(1),
                 created_at_ms: row.get(2),
+                call: row.get(3),
             })
             .collect())
     }

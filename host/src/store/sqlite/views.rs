@@ -6,7 +6,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::store::Result;
 use crate::store::views::{
-    HostRecord, Hosts, MinuteCounts, Overview, TaskTypeOverview, UnitRecord,
+    HostRecord, Hosts, MinuteCounts, Overview, RECENT_CALLS, TaskTypeOverview, UnitRecord,
+    call_stats,
 };
 
 async fn now_ms(pool: &SqlitePool) -> Result<i64> {
@@ -43,10 +44,18 @@ pub(super) async fn overview(pool: &SqlitePool, window: Duration) -> Result<Over
             dead: row.get(2),
         })
         .collect();
+    let calls: Vec<(String, String)> = sqlx::query(include_str!("recent_calls.sql"))
+        .bind(i64::from(RECENT_CALLS))
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
     Ok(Overview {
         now_ms,
         task_types,
         minutes,
+        calls: call_stats(&calls),
     })
 }
 

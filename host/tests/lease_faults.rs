@@ -437,6 +437,9 @@ impl Store for FlakyCompletions {
     async fn hosts(&self) -> sluice::store::Result<sluice::store::views::Hosts> {
         self.inner.hosts().await
     }
+    async fn mark_draining(&self, worker: &str) -> sluice::store::Result<()> {
+        self.inner.mark_draining(worker).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

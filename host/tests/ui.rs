@@ -461,9 +461,39 @@ fn the_dashboard(url: &str) {
     assert_eq!(cell(&overview, "echo", "done"), 3, "{overview}");
     assert_eq!(cell(&overview, "nobody", "pending"), 2);
     assert!(viewer.page("/ui/hosts").contains("runs no plugins"));
-    drop(ui);
 
-    host.terminate(Duration::from_secs(30));
+    // A host that is draining says so: a first SIGTERM while a call runs.
+    enqueue(
+        addr,
+        json!({"task_type": "sleep", "work_unit_key": "s", "payload": {"ms": 3000}}),
+    );
+    let started = Instant::now();
+    while cell(&viewer.page("/ui"), "sleep", "in-flight") != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sleep call never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        viewer
+            .page("/ui/hosts")
+            .contains("data-field=\"status\">running<")
+    );
+    let mut host = host;
+    host.signal("-TERM");
+    let started = Instant::now();
+    while !viewer
+        .page("/ui/hosts")
+        .contains("data-field=\"status\"><span class=\"state-pending\">draining</span>")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the host never showed as draining"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(host.wait(Duration::from_secs(30)).success());
 }
 
 #[test]

@@ -667,6 +667,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every host process the database knows, with the units it holds.
     async fn hosts(&self) -> Result<views::Hosts>;
+
+    /// Records that `worker` began draining (it claims nothing more), for
+    /// [`Store::hosts`]; the first mark stands.
+    async fn mark_draining(&self, worker: &str) -> Result<()>;
 }
 
 /// An item as producers see it.

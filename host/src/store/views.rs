@@ -124,6 +124,8 @@ pub struct HostRecord {
     pub last_seen_ms: i64,
     /// The task types its plugins serve, as it recorded them (a JSON array).
     pub task_types: Option<String>,
+    /// When it began draining (a first SIGTERM or SIGINT); `None` while it runs.
+    pub draining_since_ms: Option<i64>,
     /// Units it has claimed: the slots it uses.
     pub claimed_units: i64,
     pub lease_expires_ms: Option<i64>,

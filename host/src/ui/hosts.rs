@@ -1,5 +1,6 @@
 //! Hosts and plugins: every host process the database knows (its version,
-//! the units it holds, its heartbeat's age and its lease), and the plugins
+//! the units it holds, its heartbeat's age, its lease and whether it is
+//! draining), and the plugins
 //! this process runs (as `/v1/plugins` lists them) with each task type's
 //! limits from the configuration.
 
@@ -24,10 +25,15 @@ pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
         let mut rows = String::new();
         for host in &hosts.hosts {
             let silent = hosts.now_ms - host.last_seen_ms;
-            let status = if silent > RUNNING_HOST_SEEN_WITHIN.as_millis() as i64 {
-                "<span class=\"state-dead\">gone quiet</span>"
-            } else {
-                "running"
+            let status = match host.draining_since_ms {
+                _ if silent > RUNNING_HOST_SEEN_WITHIN.as_millis() as i64 => {
+                    "<span class=\"state-dead\">gone quiet</span>".to_string()
+                }
+                Some(since) => format!(
+                    "<span class=\"state-pending\">draining</span> since {}",
+                    html::ago(hosts.now_ms, Some(since))
+                ),
+                None => "running".into(),
             };
             let task_types = host
                 .task_types
@@ -38,7 +44,7 @@ pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
             let _ = write!(
                 rows,
                 "<tr data-host=\"{}\"><td>{}<br><span class=\"quiet\">{}</span></td><td>{}</td>\
-                 <td>{}</td><td class=\"num\" data-field=\"slots\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td>{}</td><td class=\"num\" data-field=\"slots\">{}</td><td>{}</td><td>{}</td><td data-field=\"status\">{}</td><td>{}</td></tr>",
                 esc(&host.id),
                 esc(&host.host_name),
                 esc(&host.id),

@@ -64,6 +64,9 @@ pub enum Phase {
     Cancelling,
 }
 
+/// How long shutdown waits to record that the host is draining.
+const DRAIN_MARK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What the host is built from.
 pub struct HostParts {
     pub config: Arc<Config>,
@@ -253,6 +256,19 @@ impl Host {
     /// maintenance tasks. Nothing is left claimed for the reaper.
     pub async fn shutdown(&self, grace: Duration) {
         self.drain();
+        // For the dashboard's hosts page; best effort, the drain goes on.
+        let worker = &self.shared.worker.id;
+        match tokio::time::timeout(DRAIN_MARK_TIMEOUT, self.shared.store.mark_draining(worker))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not record that this host is draining")
+            }
+            Err(_) => tracing::warn!(
+                "could not record that this host is draining within {DRAIN_MARK_TIMEOUT:?}"
+            ),
+        }
         if let Some(claim_loop) = self.claim_loop.lock().await.take() {
             // It stops at its next turn; a claim it is making completes first.
             let _ = claim_loop.await;

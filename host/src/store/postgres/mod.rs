@@ -937,6 +937,14 @@ impl Store for PostgresStore {
         views::units(&self.pool, task_type, key_from, limit).await
     }
 
+    async fn mark_draining(&self, worker: &str) -> Result<()> {
+        sqlx::query(include_str!("mark_draining.sql"))
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn hosts(&self) -> Result<super::views::Hosts> {
         views::hosts(&self.pool).await
     }

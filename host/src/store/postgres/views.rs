@@ -104,8 +104,9 @@ pub(super) async fn hosts(pool: &PgPool) -> Result<Hosts> {
             started_at_ms: row.get(4),
             last_seen_ms: row.get(5),
             task_types: row.get(6),
-            claimed_units: row.get(7),
-            lease_expires_ms: row.get(8),
+            draining_since_ms: row.get(7),
+            claimed_units: row.get(8),
+            lease_expires_ms: row.get(9),
         })
         .collect();
     Ok(Hosts { now_ms, hosts })

@@ -945,6 +945,14 @@ impl Store for SqliteStore {
         views::units(&self.readers, task_type, key_from, limit).await
     }
 
+    async fn mark_draining(&self, worker: &str) -> Result<()> {
+        sqlx::query(include_str!("mark_draining.sql"))
+            .bind(worker)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn hosts(&self) -> Result<super::views::Hosts> {
         views::hosts(&self.readers).await
     }

@@ -1,3 +1,5 @@
+-- What the dashboard needs (issue 15): dead letters in id order, and hosts that drain.
+--
 -- Dead letters in id order without a task type (`/v1/dead`, the dashboard's
 -- dead-letter page): the dead index leads with the task type, so Postgres
 -- walked the primary key instead, reading every pending item before the
@@ -9,3 +11,7 @@
 --   CREATE INDEX CONCURRENTLY sluice_items_dead_id ON sluice_items (id)
 --       WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS sluice_items_dead_id ON sluice_items (id) WHERE state = 'dead';
+
+-- When a host began draining (its first SIGTERM or SIGINT: no new claims,
+-- running units finishing), for the dashboard's hosts page. NULL while it runs.
+ALTER TABLE sluice_workers ADD COLUMN IF NOT EXISTS draining_since_ms bigint;

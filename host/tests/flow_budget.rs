@@ -129,6 +129,7 @@ async fn retry_after_slows_every_slot_using_the_provider() {
     let mock = MockLlm::start(Options {
         rules: vec!["told-to-wait=429:5*1".parse().unwrap()],
         fault: None,
+        ..Options::default()
     })
     .await
     .unwrap();

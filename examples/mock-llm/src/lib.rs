@@ -12,6 +12,7 @@ mod reply;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,6 +50,9 @@ pub struct Options {
     pub rules: Vec<FaultRule>,
     /// The fault for every other request.
     pub fault: Option<FaultSpec>,
+    /// How long every API request waits before it is answered: a provider's
+    /// thinking time, for benchmarks of many calls in flight.
+    pub latency: Duration,
 }
 
 /// Which API a request came through.
@@ -90,6 +94,30 @@ struct Shared {
     deliveries: Mutex<Vec<HookDelivery>>,
     /// Until when every request is answered 500, whatever it asked for.
     outage_until: Mutex<Option<Instant>>,
+    in_flight: InFlight,
+}
+
+/// API requests being handled now, and the most there have been at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) -> impl Drop + '_ {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Leave(self)
+    }
+}
+
+struct Leave<'a>(&'a InFlight);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running mock server. Dropping it (or [`MockLlm::shutdown`]) stops it and
@@ -117,6 +145,7 @@ impl MockLlm {
             requests: Mutex::new(Vec::new()),
             deliveries: Mutex::new(Vec::new()),
             outage_until: Mutex::new(None),
+            in_flight: InFlight::default(),
         });
         let app = Router::new()
             .route(
@@ -158,6 +187,11 @@ impl MockLlm {
     /// picked; then requests are served as before.
     pub fn outage(&self, length: Duration) {
         *lock(&self.shared.outage_until) = Some(Instant::now() + length);
+    }
+
+    /// The most API requests that were being handled at once so far.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.in_flight.peak.load(Ordering::SeqCst)
     }
 
     /// Every POST the webhook sink received so far, in arrival order.
@@ -260,6 +294,10 @@ async fn endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = shared.in_flight.enter();
+    if !shared.options.latency.is_zero() {
+        tokio::time::sleep(shared.options.latency).await;
+    }
     handle(api, &shared, reset, headers, body).await
 }
 

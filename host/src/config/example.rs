@@ -138,7 +138,7 @@ const KEYS: &[Key] = &[
     ),
     key(
         "max_connections",
-        "Database connections of this process; at least `slots` + 2.",
+        "Database connections of this process for claims, fetches and commits; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (the heartbeat has a connection of its own).",
         Show::Default,
     ),
     key(

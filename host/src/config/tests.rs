@@ -222,10 +222,10 @@ fn a_bad_value_is_named_with_its_key() {
         err.contains("`stall_after`"),
         "a lease longer than stall_after: {err}"
     );
-    let err = message(load("slots = 20", &[]));
+    let err = message(load("max_connections = 1", &[]));
     assert!(
-        err.contains("`max_connections`"),
-        "more slots than connections: {err}"
+        err.contains("`max_connections`") && err.contains("at least 2"),
+        "too few connections: {err}"
     );
     let err = message(load("lease = \"400days\"", &[]));
     assert!(err.contains("`lease`") && err.contains("at most"), "{err}");

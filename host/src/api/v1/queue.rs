@@ -1,5 +1,4 @@
-//! The queue's status (the figures of `sluice status`) and the plugins this
-//! host has loaded.
+//! The queue's status: the figures of `sluice status`.
 
 use axum::Json;
 use axum::extract::State;
@@ -29,43 +28,4 @@ pub(super) async fn status(
 ) -> Result<Json<Status>, Problem> {
     v1.tokens.check(&headers, Scope::Read)?;
     Ok(Json(v1.store.status().await?))
-}
-
-/// A plugin this host runs.
-#[derive(Serialize, ToSchema)]
-pub(super) struct PluginInfo {
-    name: String,
-    version: String,
-    /// `batch` or `item`.
-    mode: String,
-    task_types: Vec<String>,
-}
-
-/// The plugins this host has loaded.
-#[utoipa::path(
-    get, path = "/v1/plugins", tag = "queue",
-    responses(
-        (status = 200, body = Vec<PluginInfo>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = ["read"]))
-)]
-pub(super) async fn plugins(
-    State(v1): State<V1>,
-    headers: HeaderMap,
-) -> Result<Json<Vec<PluginInfo>>, Problem> {
-    v1.tokens.check(&headers, Scope::Read)?;
-    Ok(Json(
-        v1.registry
-            .plugins()
-            .iter()
-            .map(|plugin| PluginInfo {
-                name: plugin.name.clone(),
-                version: plugin.version.clone(),
-                mode: plugin.mode.as_str().into(),
-                task_types: plugin.task_types.clone(),
-            })
-            .collect(),
-    ))
 }

@@ -84,9 +84,12 @@ pub const NOTIFY_CHANNEL: &str = "sluice_items";
 pub struct PostgresStore {
     /// Durable commits: fetches, completions, enqueues, reads.
     pool: PgPool,
-    /// Asynchronous commits: claims, heartbeats, releases, failures, reaps,
-    /// pruning (see [`ASYNC_COMMIT`]).
+    /// Asynchronous commits: claims, releases, failures, reaps, pruning
+    /// (see [`ASYNC_COMMIT`]).
     lease_traffic: PgPool,
+    /// The heartbeat's own connection: it renews every lease of this process
+    /// on time however many slots are queued for the other pools.
+    heartbeats: PgPool,
     /// Runs migrations, without the lock timeout of the others.
     migrations: PgPool,
     /// Leases this store wrote lately, which claims need not write again.
@@ -126,10 +129,15 @@ impl PostgresStore {
         let lease_traffic = PgPoolOptions::new()
             .max_connections((options.max_connections / 4).max(2))
             .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect.clone().options([ASYNC_COMMIT]));
+        let heartbeats = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(connect.options([ASYNC_COMMIT]));
         Ok(Self {
             pool,
             lease_traffic,
+            heartbeats,
             migrations,
             recent_leases: RecentLeases::default(),
             options,
@@ -578,7 +586,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
-            .fetch_all(&self.lease_traffic)
+            .fetch_all(&self.heartbeats)
             .await?;
         self.recent_leases.written(worker, sent);
         Ok(rows

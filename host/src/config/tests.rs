@@ -386,7 +386,7 @@ fn a_budget_of_zero_is_refused_with_its_key() {
         ),
     ] {
         let config = load(&format!("{provider}{section}\n"), &[]).unwrap();
-        let err = config.network().err().expect("refused").to_string();
+        let err = config.network().expect_err("refused").to_string();
         assert!(
             err.contains(key) && err.contains("leave it unset for no limit"),
             "{err}"

@@ -4,7 +4,8 @@
 //! every unit completes, and a 429 with `Retry-After: 5` holds every slot's
 //! requests to the provider, not only the one that was told; so do
 //! rate-limit headers saying a limit is used up (OpenAI's and Anthropic's).
-//! A model's own budget paces that model's requests and no other's.
+//! A model's own budget paces that model's requests and no other's, and is
+//! shared through Postgres like the provider's.
 
 mod support;
 
@@ -168,16 +169,37 @@ async fn retry_after_slows_every_slot_using_the_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_share_one_budget_through_postgres() {
-    let db = stores::postgres().await;
-    let mock = MockLlm::start(Options::default()).await.unwrap();
     let budget = BudgetConfig {
         requests_per_minute: Some(60),
         shared: true,
         ..BudgetConfig::default()
     };
+    three_hosts_share(budget, BudgetConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_share_one_model_budget_through_postgres() {
+    let budget = BudgetConfig {
+        requests_per_minute: Some(60),
+        shared: true,
+        ..BudgetConfig::default()
+    };
+    three_hosts_share(BudgetConfig::default(), budget).await;
+}
+
+/// Three hosts, each with `provider` as the provider's budget and `model` as
+/// the budget of the model their units use, on one Postgres.
+async fn three_hosts_share(provider: BudgetConfig, model: BudgetConfig) {
+    let db = stores::postgres().await;
+    let mock = MockLlm::start(Options::default()).await.unwrap();
     let mut hosts = Vec::new();
     for n in 0..3 {
-        let config = config(&mock, budget);
+        let mut config = config(&mock, provider);
+        for provider in config.llm.providers.values_mut() {
+            provider
+                .models
+                .insert("mock-model".into(), ModelConfig { budget: model });
+        }
         let outbound = host::network(&config);
         // Each host with its own connections, as separate processes would be.
         let store = sluice::store::open(&db.url, Default::default())

@@ -32,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-pub use fault::{Fault, FaultRule, FaultSpec};
+pub use fault::{Fault, FaultRule, FaultSpec, Limit};
 pub use reply::{Prompt, Reply, count_tokens, reply};
 
 /// The request header that picks a fault for one request.
@@ -365,10 +365,15 @@ async fn handle(
     }
 
     let mut with_usage = true;
+    let mut exhausted = None;
     let delivery = match fault.map(|f| f.fault) {
         None => Delivery::Whole,
         Some(Fault::NoUsage) => {
             with_usage = false;
+            Delivery::Whole
+        }
+        Some(Fault::Exhausted { limit, reset_secs }) => {
+            exhausted = Some((limit, reset_secs));
             Delivery::Whole
         }
         Some(Fault::Hang) => std::future::pending().await,
@@ -418,11 +423,15 @@ async fn handle(
             Api::OpenAi => openai::stream(&model, &answer, include_usage && with_usage),
             Api::Anthropic => anthropic::stream(&model, &answer, tool.as_deref(), with_usage),
         };
-        respond(
+        let mut response = respond(
             "text/event-stream",
             frames.into_iter().map(Bytes::from).collect(),
             delivery,
-        )
+        );
+        if let Some((limit, reset_secs)) = exhausted {
+            rate_limit_headers(api, limit, reset_secs, response.headers_mut());
+        }
+        response
     } else {
         let mut json = match api {
             Api::OpenAi => openai::completion(&model, &answer),
@@ -431,11 +440,59 @@ async fn handle(
         if !with_usage && let Some(reply) = json.as_object_mut() {
             reply.remove("usage");
         }
-        respond(
+        let mut response = respond(
             "application/json",
             vec![Bytes::from(json.to_string())],
             delivery,
-        )
+        );
+        if let Some((limit, reset_secs)) = exhausted {
+            rate_limit_headers(api, limit, reset_secs, response.headers_mut());
+        }
+        response
+    }
+}
+
+/// The headers of a provider whose `limit` has nothing left until it resets
+/// in `reset_secs` seconds, as the API spells them: OpenAI's reset is a
+/// duration (`1m5s`), Anthropic's an RFC 3339 time.
+fn rate_limit_headers(api: Api, limit: Limit, reset_secs: u64, headers: &mut HeaderMap) {
+    let name = limit.name();
+    let pairs = match api {
+        Api::OpenAi => {
+            let (h, m, s) = (reset_secs / 3600, reset_secs / 60 % 60, reset_secs % 60);
+            let reset = match (h, m) {
+                (0, 0) => format!("{s}s"),
+                (0, _) => format!("{m}m{s}s"),
+                _ => format!("{h}h{m}m{s}s"),
+            };
+            [
+                (format!("x-ratelimit-limit-{name}"), "100".to_owned()),
+                (format!("x-ratelimit-remaining-{name}"), "0".to_owned()),
+                (format!("x-ratelimit-reset-{name}"), reset),
+            ]
+        }
+        Api::Anthropic => {
+            let at = SystemTime::now() + Duration::from_secs(reset_secs);
+            [
+                (
+                    format!("anthropic-ratelimit-{name}-limit"),
+                    "100".to_owned(),
+                ),
+                (
+                    format!("anthropic-ratelimit-{name}-remaining"),
+                    "0".to_owned(),
+                ),
+                (
+                    format!("anthropic-ratelimit-{name}-reset"),
+                    humantime::format_rfc3339_seconds(at).to_string(),
+                ),
+            ]
+        }
+    };
+    for (name, value) in pairs {
+        let name = header::HeaderName::try_from(name).expect("a valid header name");
+        let value = HeaderValue::from_str(&value).expect("a valid header value");
+        headers.insert(name, value);
     }
 }
 

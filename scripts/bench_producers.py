@@ -113,7 +113,7 @@ def throughput(conn: psycopg.Connection, base: str) -> dict:
 
 def start_ms_of(conn: psycopg.Connection, item_id: int) -> int | None:
     row = conn.execute(
-        "SELECT created_at_ms - (call->>'duration_ms')::bigint FROM sluice_outputs"
+        "SELECT (call->>'started_at_ms')::bigint FROM sluice_outputs"
         " WHERE %s = ANY(item_ids)", (item_id,)).fetchone()
     conn.commit()
     return row[0] if row else None

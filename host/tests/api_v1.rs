@@ -157,6 +157,7 @@ fn the_api_end_to_end(url: &str) {
         "/v1/units/{task_type}/{work_unit_key}/cancel",
         "/v1/status",
         "/v1/plugins",
+        "/v1/plugins/reload",
         "/v1/dead",
         "/v1/dead/{id}",
         "/v1/dead/retry",
@@ -479,4 +480,104 @@ fn without_tokens_the_api_serves_loopback_only() {
         log.contains("not a loopback address") && log.contains("api.tokens"),
         "{log}"
     );
+}
+
+/// Replaces `name` in `dir` with `bytes` the way a deploy should: write
+/// beside it, then rename over it.
+fn deploy(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    let staging = dir.join(format!(".{name}"));
+    std::fs::write(&staging, bytes).unwrap();
+    std::fs::rename(&staging, dir.join(name)).unwrap();
+}
+
+/// `(name, version)` of each plugin `/v1/plugins` lists.
+fn plugins_listed(addr: SocketAddr) -> Vec<(String, String)> {
+    let listed = get(addr, "/v1/plugins", Some(READER));
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_admin_reloads_the_plugins_and_the_api_lists_what_is_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    let (host_dir, host, addr) = start(&url);
+    let plugins = host_dir.path().join("plugins");
+    let reload_plugin = |listed: &[(String, String)]| {
+        listed
+            .iter()
+            .find(|(name, _)| name.contains("reload"))
+            .map(|(_, version)| version.clone())
+    };
+    assert_eq!(reload_plugin(&plugins_listed(addr)), None);
+
+    // Adding a plugin: only an admin may reload, and the answer says what changed.
+    deploy(
+        &plugins,
+        "reload.wasm",
+        &std::fs::read(support::guest_wasm("sluice_test_reload_v1")).unwrap(),
+    );
+    assert_problem(
+        &post(addr, "/v1/plugins/reload", Some(READER), &json!({})),
+        403,
+        None,
+    );
+    assert_problem(
+        &post(addr, "/v1/plugins/reload", None, &json!({})),
+        401,
+        None,
+    );
+    let added = post(addr, "/v1/plugins/reload", Some(OPS), &json!({}));
+    assert_eq!(added.status, 200, "{}", added.body);
+    let added = added.json();
+    assert_eq!(added["added"].as_array().unwrap().len(), 1, "{added}");
+    assert!(added["refused"].as_array().unwrap().is_empty(), "{added}");
+    assert_eq!(
+        reload_plugin(&plugins_listed(addr)).as_deref(),
+        Some("1.0.0")
+    );
+
+    // Replacing it: the list shows the new version.
+    deploy(
+        &plugins,
+        "reload.wasm",
+        &std::fs::read(support::guest_wasm("sluice_test_reload_v2")).unwrap(),
+    );
+    let replaced = post(addr, "/v1/plugins/reload", Some(OPS), &json!({})).json();
+    assert_eq!(
+        replaced["replaced"].as_array().unwrap().len(),
+        1,
+        "{replaced}"
+    );
+    assert_eq!(
+        reload_plugin(&plugins_listed(addr)).as_deref(),
+        Some("2.0.0")
+    );
+
+    // A broken file is refused, says why, and changes nothing.
+    deploy(&plugins, "broken.wasm", b"not a plugin");
+    let refused = post(addr, "/v1/plugins/reload", Some(OPS), &json!({})).json();
+    let reasons = refused["refused"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{refused}");
+    assert!(
+        reasons[0].as_str().unwrap().contains("broken.wasm"),
+        "{refused}"
+    );
+    assert!(refused["added"].as_array().unwrap().is_empty(), "{refused}");
+    assert_eq!(
+        reload_plugin(&plugins_listed(addr)).as_deref(),
+        Some("2.0.0")
+    );
+    host.terminate(Duration::from_secs(30));
 }

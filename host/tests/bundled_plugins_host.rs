@@ -33,6 +33,7 @@ async fn mock(fault: Option<&str>) -> MockLlm {
     MockLlm::start(Options {
         rules: Vec::new(),
         fault: fault.map(|fault| fault.parse().unwrap()),
+        ..Options::default()
     })
     .await
     .expect("the mock LLM server starts")

@@ -54,7 +54,7 @@ fn migrate_then_enqueue_from_flags_and_json_lines_then_status() {
     let db = sqlite_url(&dir);
     let out = sluice(&db, &["migrate"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("applied 8 migration"));
+    assert!(text(&out.stdout).contains("applied 10 migration"));
     assert!(text(&sluice(&db, &["migrate"], None).stdout).contains("up to date"));
 
     let out = sluice(

@@ -2,7 +2,10 @@
 //! requests-per-minute or a tokens-per-minute budget the rate the mock sees
 //! stays within it (plus the one second of burst the pacing allows) while
 //! every unit completes, and a 429 with `Retry-After: 5` holds every slot's
-//! requests to the provider, not only the one that was told.
+//! requests to the provider, not only the one that was told; so do
+//! rate-limit headers saying a limit is used up (OpenAI's and Anthropic's).
+//! A model's own budget paces that model's requests and no other's, and is
+//! shared through Postgres like the provider's.
 
 mod support;
 
@@ -12,6 +15,7 @@ use mock_llm::{MockLlm, Options, RecordedRequest};
 use serde_json::json;
 use sluice::config::Config;
 use sluice::flow::BudgetConfig;
+use sluice::outbound::{ModelConfig, ProviderKind};
 use sluice::store::NewItem;
 use support::host::{self, count};
 use support::stores::{self, TestStore};
@@ -129,6 +133,7 @@ async fn retry_after_slows_every_slot_using_the_provider() {
     let mock = MockLlm::start(Options {
         rules: vec!["told-to-wait=429:5*1".parse().unwrap()],
         fault: None,
+        ..Options::default()
     })
     .await
     .unwrap();
@@ -165,16 +170,37 @@ async fn retry_after_slows_every_slot_using_the_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_share_one_budget_through_postgres() {
-    let db = stores::postgres().await;
-    let mock = MockLlm::start(Options::default()).await.unwrap();
     let budget = BudgetConfig {
         requests_per_minute: Some(60),
         shared: true,
         ..BudgetConfig::default()
     };
+    three_hosts_share(budget, BudgetConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_share_one_model_budget_through_postgres() {
+    let budget = BudgetConfig {
+        requests_per_minute: Some(60),
+        shared: true,
+        ..BudgetConfig::default()
+    };
+    three_hosts_share(BudgetConfig::default(), budget).await;
+}
+
+/// Three hosts, each with `provider` as the provider's budget and `model` as
+/// the budget of the model their units use, on one Postgres.
+async fn three_hosts_share(provider: BudgetConfig, model: BudgetConfig) {
+    let db = stores::postgres().await;
+    let mock = MockLlm::start(Options::default()).await.unwrap();
     let mut hosts = Vec::new();
     for n in 0..3 {
-        let config = config(&mock, budget);
+        let mut config = config(&mock, provider);
+        for provider in config.llm.providers.values_mut() {
+            provider
+                .models
+                .insert("mock-model".into(), ModelConfig { budget: model });
+        }
         let outbound = host::network(&config);
         // Each host with its own connections, as separate processes would be.
         let store = sluice::store::open(&db.url, Default::default())
@@ -201,5 +227,125 @@ async fn three_hosts_share_one_budget_through_postgres() {
     assert!(
         most <= 5 + 2,
         "{most} requests within 5 s from three hosts sharing 60 a minute"
+    );
+}
+
+/// A unit whose reply says the provider's `limit` is used up for a while
+/// (`fault`, a mock rule on its prompt): the requests of three units enqueued
+/// after it wait until the reset (at least `held`).
+async fn rate_limit_headers_hold_every_slot(kind: ProviderKind, fault: &str, held: Duration) {
+    let db = stores::sqlite().await;
+    let mock = MockLlm::start(Options {
+        rules: vec![format!("told-by-headers={fault}").parse().unwrap()],
+        fault: None,
+    })
+    .await
+    .unwrap();
+    let mut config = config(&mock, BudgetConfig::default());
+    for provider in config.llm.providers.values_mut() {
+        provider.kind = kind;
+    }
+    let outbound = host::network(&config);
+    let host = host::start(db.store.clone(), config, outbound).await;
+    db.store
+        .enqueue(&[item("first", "told-by-headers")])
+        .await
+        .unwrap();
+    host::wait_until("the mock answered", Duration::from_secs(30), || async {
+        !mock.requests().is_empty()
+    })
+    .await;
+    let told = mock.requests()[0].at;
+    let others: Vec<NewItem> = (0..3)
+        .map(|n| item(&format!("other-{n}"), &format!("other {n}")))
+        .collect();
+    db.store.enqueue(&others).await.unwrap();
+    host::run_until(host, db.store.as_ref(), TASK, "done", 4).await;
+
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4, "one request per unit: {requests:?}");
+    assert_eq!(requests[0].fault.as_deref(), Some(fault));
+    for request in &requests[1..] {
+        let after = request.at - told;
+        assert!(
+            after >= held,
+            "`{}` reached the provider {after:?} after its headers said `{fault}`",
+            request.prompt
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_rate_limit_headers_hold_every_slot_until_the_reset() {
+    rate_limit_headers_hold_every_slot(
+        ProviderKind::OpenAi,
+        "exhausted:requests:3*1",
+        Duration::from_millis(2900),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_rate_limit_headers_hold_every_slot_until_the_reset() {
+    // Anthropic's reset is a time to the second: 3 s from now, less up to 1 s.
+    rate_limit_headers_hold_every_slot(
+        ProviderKind::Anthropic,
+        "exhausted:tokens:3*1",
+        Duration::from_millis(1900),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_budget_paces_that_model_only() {
+    let db = stores::sqlite().await;
+    let mock = MockLlm::start(Options::default()).await.unwrap();
+    let mut config = config(&mock, BudgetConfig::default());
+    for provider in config.llm.providers.values_mut() {
+        provider.models.insert(
+            "mock-model".into(),
+            ModelConfig {
+                budget: BudgetConfig {
+                    requests_per_minute: Some(60),
+                    ..BudgetConfig::default()
+                },
+            },
+        );
+    }
+    let section = config.tasks.get_mut(TASK).unwrap();
+    section.llm.allowed_models = vec!["free-model".into()];
+    let outbound = host::network(&config);
+    let host = host::start(db.store.clone(), config, outbound).await;
+    // The free model's units first, so they are claimed first.
+    let free: Vec<NewItem> = (0..10)
+        .map(|n| {
+            let payload = json!({"model": "free-model", "messages": [{"role": "user", "content": format!("free {n}")}], "max_tokens": 4});
+            NewItem {
+                payload: payload.to_string(),
+                ..item(&format!("free-{n}"), "")
+            }
+        })
+        .collect();
+    db.store.enqueue(&free).await.unwrap();
+    let paced: Vec<NewItem> = (0..10)
+        .map(|n| item(&format!("paced-{n}"), &format!("paced {n}")))
+        .collect();
+    db.store.enqueue(&paced).await.unwrap();
+    host::run_until(host, db.store.as_ref(), TASK, "done", 20).await;
+
+    let requests = mock.requests();
+    let (free, paced): (Vec<_>, Vec<_>) =
+        requests.into_iter().partition(|r| r.model == "free-model");
+    assert_eq!((free.len(), paced.len()), (10, 10), "one request per unit");
+    let most = busiest(&paced, Duration::from_secs(5));
+    assert!(
+        most <= 5 + 2,
+        "{most} requests to mock-model within 5 s under its budget of 60 a minute"
+    );
+    // Paced at one a second, ten requests would span at least 7 s.
+    assert_eq!(
+        busiest(&free, Duration::from_secs(5)),
+        10,
+        "the other model is not held to mock-model's budget"
     );
 }

@@ -51,6 +51,7 @@ async fn suspects_get_a_bounded_share(db: TestStore) {
     let mock = MockLlm::start(Options {
         rules: Vec::new(),
         fault: Some("hang".parse().unwrap()),
+        ..Options::default()
     })
     .await
     .expect("the mock LLM server starts");

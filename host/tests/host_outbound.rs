@@ -26,6 +26,7 @@ async fn mock(rules: &[&str]) -> MockLlm {
     MockLlm::start(Options {
         rules: rules.iter().map(|rule| rule.parse().unwrap()).collect(),
         fault: None,
+        ..Options::default()
     })
     .await
     .expect("the mock LLM server starts")

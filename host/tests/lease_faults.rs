@@ -333,6 +333,9 @@ impl Store for FlakyCompletions {
     async fn heartbeat(&self, worker: &str, lease: Duration) -> sluice::store::Result<Vec<Claim>> {
         self.inner.heartbeat(worker, lease).await
     }
+    async fn publish_flow(&self, worker: &str, report: &str) -> sluice::store::Result<()> {
+        self.inner.publish_flow(worker, report).await
+    }
     async fn commit(
         &self,
         commits: &[Commit],

@@ -20,6 +20,7 @@ async fn a_stalled_stream_fails_the_call_as_retryable_and_the_retry_completes() 
     let mock = MockLlm::start(Options {
         rules: vec!["conversation 7=stall*1".parse().unwrap()],
         fault: None,
+        ..Options::default()
     })
     .await
     .unwrap();

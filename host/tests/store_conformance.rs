@@ -1621,7 +1621,7 @@ async fn sqlite_upgrade_keeps_units_and_the_batch_in_flight() {
     pool.close().await;
 
     let store = sluice::store::open(&url, Default::default()).await.unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), 7);
+    assert_eq!(store.pending_migrations().await.unwrap(), 8);
     store.migrate().await.unwrap();
     let claim = Claim {
         task_type: "echo".into(),

@@ -36,6 +36,25 @@ pub enum Fault {
     /// Send the whole (valid) reply without any token usage, as servers that
     /// ignore `stream_options.include_usage` do.
     NoUsage,
+    /// Send the whole (valid) reply with rate-limit headers saying that
+    /// `limit` has nothing left until it resets in `reset_secs` seconds.
+    Exhausted { limit: Limit, reset_secs: u64 },
+}
+
+/// A provider's rate limit, as its headers name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Requests,
+    Tokens,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+        }
+    }
 }
 
 /// A fault and how many matching requests it applies to (`None`: all of them).
@@ -49,8 +68,9 @@ impl FromStr for FaultSpec {
     type Err = String;
 
     /// `MODE` or `MODE*N`, where MODE is `hang`, `stall`, `trickle`, `429`,
-    /// `429:SECONDS`, `429:date:SECONDS`, `500`, `malformed`, `huge`, `reset`
-    /// or `no-usage`, and `*N` limits the fault to the first N requests it
+    /// `429:SECONDS`, `429:date:SECONDS`, `500`, `malformed`, `huge`, `reset`,
+    /// `no-usage`, `exhausted:requests:SECONDS` or `exhausted:tokens:SECONDS`,
+    /// and `*N` limits the fault to the first N requests it
     /// matches (then requests succeed).
     fn from_str(spec: &str) -> Result<Self, String> {
         let (mode, times) = match spec.split_once('*') {
@@ -75,6 +95,27 @@ impl FromStr for FaultSpec {
             "huge" => Fault::Huge,
             "reset" => Fault::Reset,
             "no-usage" => Fault::NoUsage,
+            other if other.starts_with("exhausted:") => {
+                let rest = &other["exhausted:".len()..];
+                let (limit, secs) = rest.split_once(':').ok_or_else(|| {
+                    format!("fault `{spec}` is not exhausted:requests:SECONDS or exhausted:tokens:SECONDS")
+                })?;
+                let limit = match limit {
+                    "requests" => Limit::Requests,
+                    "tokens" => Limit::Tokens,
+                    other => {
+                        return Err(format!(
+                            "`{other}` is not a rate limit (expected requests or tokens)"
+                        ));
+                    }
+                };
+                Fault::Exhausted {
+                    limit,
+                    reset_secs: secs
+                        .parse()
+                        .map_err(|_| format!("`{secs}` is not a number of seconds"))?,
+                }
+            }
             other => match other.strip_prefix("429:") {
                 Some(after) => {
                     let (secs, http_date) = match after.strip_prefix("date:") {
@@ -91,8 +132,8 @@ impl FromStr for FaultSpec {
                 None => {
                     return Err(format!(
                         "unknown fault mode `{other}` (expected hang, stall, trickle, 429, \
-                         429:SECONDS, 429:date:SECONDS, 500, malformed, huge, reset or no-usage, \
-                         optionally followed by *N)"
+                         429:SECONDS, 429:date:SECONDS, 500, malformed, huge, reset, no-usage \
+                         or exhausted:requests|tokens:SECONDS, optionally followed by *N)"
                     ));
                 }
             },
@@ -120,6 +161,9 @@ impl fmt::Display for FaultSpec {
             Fault::Huge => f.write_str("huge")?,
             Fault::Reset => f.write_str("reset")?,
             Fault::NoUsage => f.write_str("no-usage")?,
+            Fault::Exhausted { limit, reset_secs } => {
+                write!(f, "exhausted:{}:{reset_secs}", limit.name())?
+            }
         }
         match self.times {
             Some(n) => write!(f, "*{n}"),
@@ -222,6 +266,8 @@ mod tests {
             "huge",
             "trickle",
             "no-usage",
+            "exhausted:requests:3",
+            "exhausted:tokens:60*2",
         ] {
             let parsed: FaultSpec = spec.parse().unwrap();
             let expected = if spec == "429" { "429:1" } else { spec };
@@ -235,6 +281,8 @@ mod tests {
             }
         );
         assert!("melt".parse::<FaultSpec>().is_err());
+        assert!("exhausted:bytes:3".parse::<FaultSpec>().is_err());
+        assert!("exhausted:requests".parse::<FaultSpec>().is_err());
         assert!("hang*x".parse::<FaultSpec>().is_err());
     }
 

@@ -12,6 +12,7 @@ mod reply;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-pub use fault::{Fault, FaultRule, FaultSpec};
+pub use fault::{Fault, FaultRule, FaultSpec, Limit};
 pub use reply::{Prompt, Reply, count_tokens, reply};
 
 /// The request header that picks a fault for one request.
@@ -49,6 +50,9 @@ pub struct Options {
     pub rules: Vec<FaultRule>,
     /// The fault for every other request.
     pub fault: Option<FaultSpec>,
+    /// How long every API request waits before it is answered: a provider's
+    /// thinking time, for benchmarks of many calls in flight.
+    pub latency: Duration,
 }
 
 /// Which API a request came through.
@@ -90,6 +94,30 @@ struct Shared {
     deliveries: Mutex<Vec<HookDelivery>>,
     /// Until when every request is answered 500, whatever it asked for.
     outage_until: Mutex<Option<Instant>>,
+    in_flight: InFlight,
+}
+
+/// API requests being handled now, and the most there have been at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) -> impl Drop + '_ {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Leave(self)
+    }
+}
+
+struct Leave<'a>(&'a InFlight);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running mock server. Dropping it (or [`MockLlm::shutdown`]) stops it and
@@ -117,6 +145,7 @@ impl MockLlm {
             requests: Mutex::new(Vec::new()),
             deliveries: Mutex::new(Vec::new()),
             outage_until: Mutex::new(None),
+            in_flight: InFlight::default(),
         });
         let app = Router::new()
             .route(
@@ -158,6 +187,11 @@ impl MockLlm {
     /// picked; then requests are served as before.
     pub fn outage(&self, length: Duration) {
         *lock(&self.shared.outage_until) = Some(Instant::now() + length);
+    }
+
+    /// The most API requests that were being handled at once so far.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.in_flight.peak.load(Ordering::SeqCst)
     }
 
     /// Every POST the webhook sink received so far, in arrival order.
@@ -260,6 +294,10 @@ async fn endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = shared.in_flight.enter();
+    if !shared.options.latency.is_zero() {
+        tokio::time::sleep(shared.options.latency).await;
+    }
     handle(api, &shared, reset, headers, body).await
 }
 
@@ -327,10 +365,15 @@ async fn handle(
     }
 
     let mut with_usage = true;
+    let mut exhausted = None;
     let delivery = match fault.map(|f| f.fault) {
         None => Delivery::Whole,
         Some(Fault::NoUsage) => {
             with_usage = false;
+            Delivery::Whole
+        }
+        Some(Fault::Exhausted { limit, reset_secs }) => {
+            exhausted = Some((limit, reset_secs));
             Delivery::Whole
         }
         Some(Fault::Hang) => std::future::pending().await,
@@ -380,11 +423,15 @@ async fn handle(
             Api::OpenAi => openai::stream(&model, &answer, include_usage && with_usage),
             Api::Anthropic => anthropic::stream(&model, &answer, tool.as_deref(), with_usage),
         };
-        respond(
+        let mut response = respond(
             "text/event-stream",
             frames.into_iter().map(Bytes::from).collect(),
             delivery,
-        )
+        );
+        if let Some((limit, reset_secs)) = exhausted {
+            rate_limit_headers(api, limit, reset_secs, response.headers_mut());
+        }
+        response
     } else {
         let mut json = match api {
             Api::OpenAi => openai::completion(&model, &answer),
@@ -393,11 +440,59 @@ async fn handle(
         if !with_usage && let Some(reply) = json.as_object_mut() {
             reply.remove("usage");
         }
-        respond(
+        let mut response = respond(
             "application/json",
             vec![Bytes::from(json.to_string())],
             delivery,
-        )
+        );
+        if let Some((limit, reset_secs)) = exhausted {
+            rate_limit_headers(api, limit, reset_secs, response.headers_mut());
+        }
+        response
+    }
+}
+
+/// The headers of a provider whose `limit` has nothing left until it resets
+/// in `reset_secs` seconds, as the API spells them: OpenAI's reset is a
+/// duration (`1m5s`), Anthropic's an RFC 3339 time.
+fn rate_limit_headers(api: Api, limit: Limit, reset_secs: u64, headers: &mut HeaderMap) {
+    let name = limit.name();
+    let pairs = match api {
+        Api::OpenAi => {
+            let (h, m, s) = (reset_secs / 3600, reset_secs / 60 % 60, reset_secs % 60);
+            let reset = match (h, m) {
+                (0, 0) => format!("{s}s"),
+                (0, _) => format!("{m}m{s}s"),
+                _ => format!("{h}h{m}m{s}s"),
+            };
+            [
+                (format!("x-ratelimit-limit-{name}"), "100".to_owned()),
+                (format!("x-ratelimit-remaining-{name}"), "0".to_owned()),
+                (format!("x-ratelimit-reset-{name}"), reset),
+            ]
+        }
+        Api::Anthropic => {
+            let at = SystemTime::now() + Duration::from_secs(reset_secs);
+            [
+                (
+                    format!("anthropic-ratelimit-{name}-limit"),
+                    "100".to_owned(),
+                ),
+                (
+                    format!("anthropic-ratelimit-{name}-remaining"),
+                    "0".to_owned(),
+                ),
+                (
+                    format!("anthropic-ratelimit-{name}-reset"),
+                    humantime::format_rfc3339_seconds(at).to_string(),
+                ),
+            ]
+        }
+    };
+    for (name, value) in pairs {
+        let name = header::HeaderName::try_from(name).expect("a valid header name");
+        let value = HeaderValue::from_str(&value).expect("a valid header value");
+        headers.insert(name, value);
     }
 }
 

@@ -28,6 +28,13 @@ struct Args {
     /// seconds, then served as usual.
     #[arg(long, value_name = "SECONDS")]
     outage_secs: Option<u64>,
+    /// Milliseconds every API request waits before it is answered (a
+    /// provider's thinking time).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Print the most requests handled at once, every second, while it changes.
+    #[arg(long)]
+    report_in_flight: bool,
 }
 
 /// Prints each webhook delivery as it arrives, one line each.
@@ -53,6 +60,20 @@ async fn print_deliveries(server: &MockLlm) {
     }
 }
 
+/// Prints `peak in flight: N` each second in which the peak rose.
+async fn print_peak(server: &MockLlm) {
+    let mut shown = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let peak = server.peak_in_flight();
+        if peak != shown {
+            println!("peak in flight: {peak}");
+            let _ = std::io::stdout().flush();
+            shown = peak;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -61,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Options {
             rules: args.rules,
             fault: args.fault,
+            latency: std::time::Duration::from_millis(args.latency_ms),
         },
     )
     .await
@@ -73,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         stopped = tokio::signal::ctrl_c() => stopped?,
         () = print_deliveries(&server) => {}
+        () = print_peak(&server), if args.report_in_flight => {}
     }
     server.shutdown().await;
     Ok(())

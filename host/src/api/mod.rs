@@ -6,8 +6,9 @@
 //!   schema and takes this host's writes, plugins are loaded and the host is
 //!   not shutting down. A host that already knows the database is failing
 //!   answers 503 at once, so a probe with a short timeout sees 503, not a
-//!   timeout. Its detail lists each LLM provider's circuit breaker: an open
-//!   one stops its task types, not the host, so it does not make it unready.
+//!   timeout. Its detail lists each LLM provider's circuit breaker (its
+//!   state and since when): an open one stops its task types, not the host,
+//!   so it does not make it unready.
 //! - `/metrics` is Prometheus text ([`metrics`]).
 //!
 //! Each answers with a small JSON body saying why, for the human reading it.

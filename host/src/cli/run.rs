@@ -58,26 +58,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stall_after = config.stall_after;
     let plugins_dir = config.plugins_dir.clone();
     let grace = config.shutdown_grace;
-    let registry = Arc::new(registry);
-    let v1 = if listener.is_some() && config.api.enabled {
-        api::v1::router(store.clone(), registry.clone(), &config)?.merge(ui::router(
-            store.clone(),
-            Some(registry.clone()),
-            &config,
-        )?)
-    } else {
-        axum::Router::new()
-    };
+    let serve_v1 = listener.is_some() && config.api.enabled;
+    if serve_v1 {
+        api::v1::check(&config)?;
+    }
+    let config = Arc::new(config);
     let host = Host::start(HostParts {
-        config: Arc::new(config),
-        store,
-        registry,
+        config: config.clone(),
+        store: store.clone(),
+        registry: Arc::new(registry),
         outbound: Arc::new(network),
         worker: this_process(),
     })
     .await?;
     host.watch_plugins(runtime, plugins_dir).await;
     if let Some(listener) = listener {
+        let v1 = if serve_v1 {
+            let plugins: Arc<dyn api::v1::Plugins> = Arc::new(host.clone());
+            api::v1::router(store.clone(), plugins.clone(), &config)?.merge(ui::router(
+                store,
+                Some(plugins),
+                &config,
+            )?)
+        } else {
+            axum::Router::new()
+        };
         api::serve_with(listener, host.clone(), stall_after, v1)?;
     }
 

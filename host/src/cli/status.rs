@@ -1,12 +1,14 @@
 //! `sluice status`: queue depth and oldest age per task type and state, and
 //! the task types paused by `sluice pause`, and which waiting task types no
-//! running host serves.
+//! running host serves; then each running host's LLM circuit breakers and
+//! spend (as it last published them with its heartbeat), and their sum.
 
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::database::DatabaseArgs;
+use crate::flow::{FlowStatus, SpendReport};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -62,7 +64,90 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             paused.task_type
         );
     }
+    print_flow(&status.flow, status.now_ms);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The live hosts' breakers and spend, each host's then the sum.
+fn print_flow(flow: &FlowStatus, now_ms: i64) {
+    if flow.breakers.is_empty() && flow.spend.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<24} {:<32} {:<10} {:>10}",
+        "LLM PROVIDER", "HOST", "BREAKER", "SINCE"
+    );
+    for host in &flow.hosts {
+        for breaker in &host.breakers {
+            println!(
+                "{:<24} {:<32} {:<10} {:>10}",
+                breaker.provider,
+                host.worker,
+                breaker.state.name(),
+                format_age(now_ms - breaker.since_ms)
+            );
+        }
+    }
+    for total in &flow.breakers {
+        let mut states = Vec::new();
+        for (n, state) in [
+            (total.open, "open"),
+            (total.half_open, "half-open"),
+            (total.closed, "closed"),
+        ] {
+            if n > 0 {
+                states.push(format!("{n} {state}"));
+            }
+        }
+        println!(
+            "{:<24} {:<32} {}",
+            total.provider,
+            format!("all {} hosts", flow.hosts.len()),
+            states.join(", ")
+        );
+    }
+    println!();
+    println!(
+        "{:<24} {:<16} {:<32} {:>8} {:>8} {:>12} {:>12} {:>11}  FAILURES",
+        "TASK TYPE",
+        "PROVIDER",
+        "HOST",
+        "CALLS",
+        "REQUESTS",
+        "IN TOKENS",
+        "OUT TOKENS",
+        "BUDGET WAIT"
+    );
+    for host in &flow.hosts {
+        for spend in &host.spend {
+            print_spend(spend, &host.worker);
+        }
+    }
+    let all = format!("all {} hosts", flow.hosts.len());
+    for spend in &flow.spend {
+        print_spend(spend, &all);
+    }
+}
+
+fn print_spend(spend: &SpendReport, host: &str) {
+    let failures: Vec<String> = spend
+        .failures
+        .iter()
+        .map(|(kind, n)| format!("{kind}={n}"))
+        .collect();
+    println!(
+        "{:<24} {:<16} {:<32} {:>8} {:>8} {:>12} {:>12} {:>11}  {}",
+        spend.task_type,
+        spend.provider,
+        host,
+        spend.calls,
+        spend.requests,
+        spend.input_tokens,
+        spend.output_tokens,
+        format!("{:.1}s", spend.budget_wait_ms as f64 / 1000.0),
+        failures.join(" ")
+    );
 }
 
 fn format_age(ms: i64) -> String {

@@ -138,7 +138,7 @@ const KEYS: &[Key] = &[
     ),
     key(
         "max_connections",
-        "Database connections of this process; at least `slots` + 2.",
+        "Database connections of this process for claims, fetches and commits; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (the heartbeat has a connection of its own).",
         Show::Default,
     ),
     key(
@@ -394,8 +394,9 @@ const KEYS: &[Key] = &[
     key(
         "llm.providers.openai.budget",
         "How much this host may send the provider. A request over budget waits inside the \
-         `llm` import, never past the call's deadline; a Retry-After from the provider holds \
-         every request to it. Unset keys: no limit.",
+         `llm` import, never past the call's deadline; a Retry-After from the provider, or \
+         rate-limit headers saying a limit is used up, hold every request to it until then. \
+         Unset keys: no limit.",
         Show::SampleSection,
     ),
     key(
@@ -420,6 +421,28 @@ const KEYS: &[Key] = &[
          that ten hosts do not each spend the whole budget (one short write per request). \
          `max_concurrent` and Retry-After stay per host.",
         Show::Default,
+    ),
+    key(
+        "llm.providers.openai.models.gpt-4o-mini.budget",
+        "A budget for one model of the provider (here `gpt-4o-mini`; quote a name with dots: \
+         `models.\"gpt-4.1\".budget`), with the keys of the provider's budget. It is spent \
+         in addition to the provider's: a request to the model waits for both.",
+        Show::SampleSection,
+    ),
+    key(
+        "llm.providers.openai.models.gpt-4o-mini.budget.max_concurrent",
+        "As for the provider, for this model alone.",
+        Show::Sample("4"),
+    ),
+    key(
+        "llm.providers.openai.models.gpt-4o-mini.budget.requests_per_minute",
+        "As for the provider, for this model alone.",
+        Show::Sample("100"),
+    ),
+    key(
+        "llm.providers.openai.models.gpt-4o-mini.budget.tokens_per_minute",
+        "As for the provider, for this model alone.",
+        Show::Sample("50000"),
     ),
     key(
         "llm.providers.openai.breaker",

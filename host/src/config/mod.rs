@@ -97,7 +97,8 @@ pub struct Config {
     pub retain_outputs: Option<Duration>,
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
-    /// Database connections per process.
+    /// Database connections per process for claims, fetches and commits
+    /// (the heartbeat has one of its own). Calls hold none while they run.
     pub max_connections: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `"off"` disables it.
     pub listen: String,
@@ -323,13 +324,10 @@ impl Config {
                 "must be positive",
             ));
         }
-        if self.max_connections < self.slots.saturating_add(2) {
+        if self.max_connections < 2 {
             return Err(ConfigError::invalid(
                 "max_connections",
-                format!(
-                    "must be at least `slots` + 2 ({}): every slot may be writing while the heartbeat and the claim loop need one each",
-                    self.slots.saturating_add(2)
-                ),
+                "must be at least 2: the claim loop and the units' fetches and commits need one each",
             ));
         }
         self.api.validate(self.listen_addr()?)?;

@@ -222,10 +222,10 @@ fn a_bad_value_is_named_with_its_key() {
         err.contains("`stall_after`"),
         "a lease longer than stall_after: {err}"
     );
-    let err = message(load("slots = 20", &[]));
+    let err = message(load("max_connections = 1", &[]));
     assert!(
-        err.contains("`max_connections`"),
-        "more slots than connections: {err}"
+        err.contains("`max_connections`") && err.contains("at least 2"),
+        "too few connections: {err}"
     );
     let err = message(load("lease = \"400days\"", &[]));
     assert!(err.contains("`lease`") && err.contains("at most"), "{err}");
@@ -366,4 +366,41 @@ fn suspects_get_a_share_of_the_slots_but_at_least_one() {
     assert_eq!(slots(4, 0.25), 1);
     assert_eq!(slots(2, 0.25), 1, "at least one");
     assert_eq!(slots(6, 1.0), 6);
+}
+
+#[test]
+fn a_budget_of_zero_is_refused_with_its_key() {
+    let provider = "[llm.providers.p]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+    for (section, key) in [
+        (
+            "[llm.providers.p.budget]\nmax_concurrent = 0",
+            "llm.providers.p.budget.max_concurrent",
+        ),
+        (
+            "[llm.providers.p.models.m.budget]\nrequests_per_minute = 0",
+            "llm.providers.p.models.m.budget.requests_per_minute",
+        ),
+        (
+            "[llm.providers.p.models.\"gpt-4.1\".budget]\ntokens_per_minute = 0",
+            "llm.providers.p.models.gpt-4.1.budget.tokens_per_minute",
+        ),
+    ] {
+        let config = load(&format!("{provider}{section}\n"), &[]).unwrap();
+        let err = config.network().expect_err("refused").to_string();
+        assert!(
+            err.contains(key) && err.contains("leave it unset for no limit"),
+            "{err}"
+        );
+    }
+    let config = load(
+        &format!("{provider}[llm.providers.p.models.m.budget]\nrequests_per_minute = 10\n"),
+        &[],
+    )
+    .unwrap();
+    assert!(config.network().is_ok());
+    let err = message(load(
+        &format!("{provider}[llm.providers.p.models.m]\nrpm = 10\n"),
+        &[],
+    ));
+    assert!(err.contains("rpm"), "an unknown key of a model: {err}");
 }

@@ -10,7 +10,7 @@
 //! Each transition is one log line, a gauge and a counter.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +38,7 @@ impl Default for BreakerConfig {
 }
 
 /// Where a breaker is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BreakerState {
     Closed,
@@ -88,6 +88,8 @@ pub struct Breaker {
     provider: String,
     config: BreakerConfig,
     state: Mutex<State>,
+    /// When it entered its current state.
+    since: Mutex<SystemTime>,
 }
 
 /// The breaker refused a request: the provider is considered down.
@@ -135,6 +137,7 @@ impl Breaker {
             provider: provider.to_owned(),
             config,
             state: Mutex::new(State::Closed { failures: 0 }),
+            since: Mutex::new(SystemTime::now()),
         });
         breaker.publish(BreakerState::Closed);
         breaker
@@ -156,6 +159,15 @@ impl Breaker {
         let mut state = self.lock();
         self.cool(&mut state);
         state.public()
+    }
+
+    /// Where the breaker is now, and since when.
+    pub fn state_since(&self) -> (BreakerState, SystemTime) {
+        let mut state = self.lock();
+        self.cool(&mut state);
+        // Transitions set `since` under the state's lock: the two agree.
+        let since = *self.since.lock().unwrap_or_else(|e| e.into_inner());
+        (state.public(), since)
     }
 
     /// Whether units that use the provider may be claimed now: closed, or
@@ -196,7 +208,12 @@ impl Breaker {
             && Instant::now() >= until
         {
             *state = State::HalfOpen { probing: 0 };
-            self.transition(
+            // It became half-open when the cool-down ended, not when asked.
+            let at = SystemTime::now()
+                .checked_sub(until.elapsed())
+                .unwrap_or_else(SystemTime::now);
+            self.transition_at(
+                at,
                 BreakerState::HalfOpen,
                 "cool-down over: letting probes through",
             );
@@ -244,6 +261,11 @@ impl Breaker {
     }
 
     fn transition(&self, to: BreakerState, reason: &str) {
+        self.transition_at(SystemTime::now(), to, reason);
+    }
+
+    fn transition_at(&self, at: SystemTime, to: BreakerState, reason: &str) {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = at;
         match to {
             BreakerState::Open => tracing::warn!(
                 provider = %self.provider,

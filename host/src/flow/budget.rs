@@ -15,6 +15,9 @@
 //! With `shared`, the rates are kept in the database instead (a pace row per
 //! rate, `Store::take_pace`), so every host on it spends one budget: one short
 //! write per request. Concurrency and `Retry-After` stay per host.
+//!
+//! A model may have a budget of its own (`[llm.providers.X.models.M.budget]`),
+//! spent in addition to the provider's: a request to it waits for both.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -40,6 +43,25 @@ pub struct BudgetConfig {
     /// Share the rates with every host on the same database (one pace row
     /// per rate), so that N hosts do not each spend the whole budget.
     pub shared: bool,
+}
+
+impl BudgetConfig {
+    /// Refuses a limit of zero, which would stop every request rather than
+    /// limit them. On error: the key at fault and what is wrong with it.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let zero = "is 0, which would hold every request until its deadline; \
+                    leave it unset for no limit";
+        if self.max_concurrent == Some(0) {
+            return Err(("max_concurrent", zero.into()));
+        }
+        if self.requests_per_minute == Some(0) {
+            return Err(("requests_per_minute", zero.into()));
+        }
+        if self.tokens_per_minute == Some(0) {
+            return Err(("tokens_per_minute", zero.into()));
+        }
+        Ok(())
+    }
 }
 
 /// How far ahead of now a pace may run: one second of its budget.
@@ -96,6 +118,8 @@ struct Paces {
 /// One provider's budget, shared by every call to it.
 pub struct Budget {
     provider: String,
+    /// The model this budget is for; `None`: the whole provider.
+    model: Option<String>,
     concurrent: Option<Arc<Semaphore>>,
     paces: Mutex<Paces>,
     /// Where shared rates are kept, once the host attached its store.
@@ -106,6 +130,7 @@ impl std::fmt::Debug for Budget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Budget")
             .field("provider", &self.provider)
+            .field("model", &self.model)
             .field("paces", &self.paces)
             .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
@@ -157,8 +182,18 @@ fn micros(duration: Duration) -> i64 {
 
 impl Budget {
     pub fn new(provider: &str, config: BudgetConfig) -> Arc<Self> {
+        Self::build(provider, None, config)
+    }
+
+    /// The budget of one `model` of `provider`, spent besides the provider's.
+    pub fn for_model(provider: &str, model: &str, config: BudgetConfig) -> Arc<Self> {
+        Self::build(provider, Some(model), config)
+    }
+
+    fn build(provider: &str, model: Option<&str>, config: BudgetConfig) -> Arc<Self> {
         Arc::new(Self {
             provider: provider.to_owned(),
+            model: model.map(str::to_owned),
             concurrent: config
                 .max_concurrent
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -183,9 +218,12 @@ impl Budget {
         self.shared.as_ref()?.get().cloned()
     }
 
-    /// The shared pace row of one of this provider's rates.
+    /// The shared pace row of one of this budget's rates.
     fn key(&self, rate: &str) -> String {
-        format!("llm/{}/{rate}", self.provider)
+        match &self.model {
+            None => format!("llm/{}/{rate}", self.provider),
+            Some(model) => format!("llm/{}/models/{model}/{rate}", self.provider),
+        }
     }
 
     /// Takes one request of `tokens` from the shared paces, or says how long
@@ -331,6 +369,7 @@ impl Budget {
             Err(err) => {
                 tracing::warn!(
                     provider = %self.provider,
+                    model = self.model.as_deref(),
                     error = %err,
                     "cannot reach the shared LLM budget; pacing this request locally"
                 );
@@ -339,8 +378,9 @@ impl Budget {
         }
     }
 
-    /// The provider asked to wait `wait` (a `Retry-After`): every request to
-    /// it waits that long, not only the one that was told.
+    /// The provider asked to wait `wait` (a `Retry-After`, or rate-limit
+    /// headers saying a limit is used up): every request to it waits that
+    /// long, not only the one that was told.
     pub fn hold_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut paces = self.lock();
@@ -348,6 +388,7 @@ impl Budget {
             paces.held_until = Some(until);
             tracing::info!(
                 provider = %self.provider,
+                model = self.model.as_deref(),
                 wait_ms = wait.as_millis() as u64,
                 "the LLM provider asked to wait: holding every request to it"
             );

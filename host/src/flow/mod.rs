@@ -3,20 +3,27 @@
 //! one [`Budget`] per provider and consults both on every request; the claim
 //! loop asks [`Flow`] which task types may be claimed now, so units whose
 //! provider is down stay queued (other task types keep flowing) instead of
-//! spending attempts.
+//! spending attempts. The [`spend::Ledger`] counts what was spent; the host
+//! publishes a [`FlowReport`] with its heartbeat, and [`status`] sums the
+//! live hosts' reports for `sluice status`.
 
 pub mod breaker;
 pub mod budget;
+pub mod spend;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
 pub use budget::{Budget, BudgetConfig};
+pub use spend::{Ledger, SpendReport};
+pub use status::FlowStatus;
 
 /// The breakers of every provider and which task types use which provider.
 #[derive(Debug, Default)]
@@ -25,13 +32,25 @@ pub struct Flow {
     budgets: Vec<Arc<Budget>>,
     /// Task type → the provider its `llm` import uses.
     providers: BTreeMap<String, String>,
+    spend: Arc<Ledger>,
 }
 
 /// One provider's breaker, as reported by `/readyz` and `sluice status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BreakerReport {
     pub provider: String,
     pub state: BreakerState,
+    /// When it entered that state (ms since the Unix epoch, this host's clock).
+    pub since_ms: i64,
+}
+
+/// What a host publishes about its providers with its heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct FlowReport {
+    pub breakers: Vec<BreakerReport>,
+    /// Since the host started.
+    pub spend: Vec<SpendReport>,
 }
 
 impl Flow {
@@ -39,11 +58,13 @@ impl Flow {
         breakers: BTreeMap<String, Arc<Breaker>>,
         budgets: Vec<Arc<Budget>>,
         providers: BTreeMap<String, String>,
+        spend: Arc<Ledger>,
     ) -> Self {
         Self {
             breakers,
             budgets,
             providers,
+            spend,
         }
     }
 
@@ -69,10 +90,29 @@ impl Flow {
     pub fn breakers(&self) -> Vec<BreakerReport> {
         self.breakers
             .values()
-            .map(|breaker| BreakerReport {
-                provider: breaker.provider().to_owned(),
-                state: breaker.state(),
+            .map(|breaker| {
+                let (state, since) = breaker.state_since();
+                BreakerReport {
+                    provider: breaker.provider().to_owned(),
+                    state,
+                    since_ms: unix_ms(since),
+                }
             })
             .collect()
     }
+
+    /// Every provider's breaker and this host's spend, to publish.
+    pub fn report(&self) -> FlowReport {
+        FlowReport {
+            breakers: self.breakers(),
+            spend: self.spend.report(),
+        }
+    }
+}
+
+/// `at` in ms since the Unix epoch.
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }

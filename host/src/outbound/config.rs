@@ -88,6 +88,17 @@ pub struct ProviderConfig {
     /// tokens per minute.
     #[serde(default)]
     pub budget: BudgetConfig,
+    /// `[llm.providers.<name>.models.<model>]`: settings of single models.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[llm.providers.<name>.models.<model>]`: one model of a provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// A budget for this model alone, spent in addition to the provider's.
+    pub budget: BudgetConfig,
 }
 
 /// The time budgets of one LLM request. Each is clamped to the unit's

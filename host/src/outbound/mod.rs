@@ -23,13 +23,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use config::{
-    LlmConfig, LlmTimeouts, OutboundConfigError, ProviderConfig, ProviderKind, RetryConfig,
-    TaskHttpConfig, TaskLlmConfig, TaskOutbound, TimeoutOverrides,
+    LlmConfig, LlmTimeouts, ModelConfig, OutboundConfigError, ProviderConfig, ProviderKind,
+    RetryConfig, TaskHttpConfig, TaskLlmConfig, TaskOutbound, TimeoutOverrides,
 };
 pub use llm::SchemaLimits;
 pub use usage::{Usage, UsageMeter};
 
-use crate::flow::Flow;
+use crate::flow::{Flow, Ledger};
 use crate::imports::{CallContext, Outbound};
 use crate::runtime::bindings::{http as wit_http, llm as wit_llm};
 
@@ -87,9 +87,10 @@ impl Network {
                 "is longer than llm.retry.max_backoff",
             ));
         }
+        let spend = Arc::new(Ledger::default());
         let mut providers = BTreeMap::new();
         for (name, provider) in &llm.providers {
-            let provider = llm::Provider::new(name, provider, llm, &env)?;
+            let provider = llm::Provider::new(name, provider, llm, &env, &spend)?;
             providers.insert(name.clone(), Arc::new(provider));
         }
         let mut grants = HashMap::new();
@@ -112,12 +113,13 @@ impl Network {
             .collect();
         let budgets = providers
             .values()
-            .map(|provider| provider.budget().clone())
+            .flat_map(|provider| provider.budgets())
+            .cloned()
             .collect();
         Ok(Self {
             tasks: grants,
             schemas: llm::Schemas::new(SchemaLimits::default()),
-            flow: Arc::new(Flow::new(breakers, budgets, uses)),
+            flow: Arc::new(Flow::new(breakers, budgets, uses, spend)),
         })
     }
 

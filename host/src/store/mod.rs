@@ -338,6 +338,9 @@ pub struct Status {
     /// Task types with pending items that no running host serves
     /// ([`Store::unserved_task_types`]).
     pub unserved_task_types: Vec<String>,
+    /// LLM providers' circuit breakers and spend, as the running hosts
+    /// published them ([`Store::publish_flow`]).
+    pub flow: crate::flow::FlowStatus,
 }
 
 /// A task type an operator paused (`sluice pause`).
@@ -502,6 +505,10 @@ pub trait Store: Send + Sync + 'static {
     /// that it is alive. Never waits long on a lock. Returns the claims the
     /// worker holds: any running unit not among them has lost its claim.
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>>;
+
+    /// Records `worker`'s flow report (a JSON [`crate::flow::FlowReport`]:
+    /// its breakers and spend) in its worker row, for `sluice status`.
+    async fn publish_flow(&self, worker: &str, report: &str) -> Result<()>;
 
     /// Writes several claims' completions in one transaction (group commit):
     /// for each [`Commit`], in order, marks its items done, stores each

@@ -12,7 +12,6 @@ use axum::response::Html;
 
 use super::html::{self, esc};
 use super::{Page, Ui};
-use crate::api::v1::queue::plugin_infos;
 use crate::store::RUNNING_HOST_SEEN_WITHIN;
 
 pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
@@ -65,13 +64,13 @@ pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
         );
     }
     body.push_str("<h2>Plugins</h2>");
-    match &ui.registry {
+    match &ui.plugins {
         None => body.push_str(
             "<p class=\"quiet\">This process (<code>sluice ui</code>) runs no plugins: the hosts above list the task types theirs serve.</p>",
         ),
-        Some(registry) => {
+        Some(plugins) => {
             let mut rows = String::new();
-            for plugin in plugin_infos(registry) {
+            for plugin in plugins.loaded() {
                 for task_type in &plugin.task_types {
                     let limits = ui
                         .config
@@ -85,7 +84,7 @@ pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
                          <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} MiB</td></tr>",
                         esc(&plugin.name),
                         esc(&plugin.version),
-                        esc(&plugin.mode),
+                        esc(plugin.mode.as_str()),
                         esc(task_type),
                         humantime::format_duration(limits.timeout),
                         limits.max_attempts,

@@ -36,9 +36,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
+use crate::api::v1::Plugins;
 use crate::api::v1::auth::Tokens;
 use crate::config::Config;
-use crate::runtime::Registry;
 use crate::store::{Store, StoreError};
 use access::{Access, Denied, Viewer};
 
@@ -46,8 +46,9 @@ use access::{Access, Denied, Viewer};
 #[derive(Clone)]
 struct Ui {
     store: Arc<dyn Store>,
-    /// The plugins this process runs; `None` for `sluice ui`, which runs none.
-    registry: Option<Arc<Registry>>,
+    /// The plugins this process runs (those in force, after any reload);
+    /// `None` for `sluice ui`, which runs none.
+    plugins: Option<Arc<dyn Plugins>>,
     config: Arc<Config>,
     access: Arc<Access>,
 }
@@ -56,7 +57,7 @@ struct Ui {
 /// when a token's variable is unset.
 pub fn router(
     store: Arc<dyn Store>,
-    registry: Option<Arc<Registry>>,
+    plugins: Option<Arc<dyn Plugins>>,
     config: &Config,
 ) -> anyhow::Result<Router> {
     let access = Access::new(Tokens::from_config(&config.api)?)?;
@@ -81,7 +82,7 @@ pub fn router(
         .route("/ui/static/{file}", get(assets::serve))
         .with_state(Ui {
             store,
-            registry,
+            plugins,
             config: Arc::new(config.clone()),
             access: Arc::new(access),
         }))

@@ -11,6 +11,10 @@
 //! During an outage the heartbeat retries with backoff, and says so once: the
 //! first failure is a warning, the retries are debug lines, and recovery is
 //! one line with how long it took.
+//!
+//! After each heartbeat that changed it, the host's flow report (its LLM
+//! providers' breakers and spend) is written to its worker row, where
+//! `sluice status` reads it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +42,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut suspects: Vec<Claim> = Vec::new();
     // When the current run of failed heartbeats began, and how many failed.
     let mut failing: Option<(Instant, u32)> = None;
+    // The flow report last written, so an unchanged one is not written again.
+    let mut published = String::new();
     loop {
         shared.health.tick_heartbeat();
         let started = Instant::now();
@@ -65,6 +71,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     metrics::counter!("sluice_lost_claims_total").increment(lost as u64);
                 }
                 suspects = release_orphans(&shared, held, &suspects).await;
+                publish_flow(&shared, interval, &mut published).await;
                 interval
             }
             failed => {
@@ -96,6 +103,32 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Writes the host's flow report if it changed since `published`. A failed
+/// write is tried again at the next heartbeat.
+async fn publish_flow(shared: &Shared, within: Duration, published: &mut String) {
+    let Some(flow) = &shared.flow else { return };
+    let report = match serde_json::to_string(&flow.report()) {
+        Ok(report) => report,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot serialize the flow report");
+            return;
+        }
+    };
+    if report == *published {
+        return;
+    }
+    match tokio::time::timeout(
+        within,
+        shared.store.publish_flow(&shared.worker.id, &report),
+    )
+    .await
+    {
+        Ok(Ok(())) => *published = report,
+        Ok(Err(err)) => tracing::debug!(error = %err, "cannot publish the flow report"),
+        Err(_) => tracing::debug!("publishing the flow report took too long"),
     }
 }
 

@@ -102,6 +102,9 @@ pub(crate) struct Shared {
     pub(crate) paused: watch::Sender<bool>,
     /// Held by a plugin reload, so two never interleave.
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// The runtime and folder plugins are reloaded from, once
+    /// [`Host::watch_plugins`] has been called.
+    pub(crate) reload_from: std::sync::OnceLock<(Runtime, PathBuf)>,
 }
 
 impl Shared {
@@ -155,6 +158,7 @@ impl Host {
             phase: watch::channel(Phase::Running).0,
             paused: watch::channel(false).0,
             reloading: tokio::sync::Mutex::new(()),
+            reload_from: std::sync::OnceLock::new(),
         });
         let mut tasks = JoinSet::new();
         tasks.spawn(heartbeat::run(shared.clone()));
@@ -213,9 +217,22 @@ impl Host {
         reload::reload(&self.shared, runtime, dir).await
     }
 
+    /// The plugins in force now (after any reload).
+    pub fn plugins(&self) -> Vec<Arc<crate::runtime::Plugin>> {
+        self.shared.plans.current().plugins().to_vec()
+    }
+
+    /// Reloads the plugins folder now, as `SIGHUP` does. `None` when this
+    /// host does not watch a folder ([`Host::watch_plugins`] was not called).
+    pub async fn reload_now(&self) -> Option<ReloadSummary> {
+        let (runtime, dir) = self.shared.reload_from.get()?;
+        Some(reload::reload(&self.shared, runtime, dir).await)
+    }
+
     /// Reloads the plugins in `dir` whenever its `.wasm` files change, and on
-    /// `SIGHUP`, until shutdown.
+    /// `SIGHUP` or [`Host::reload_now`], until shutdown.
     pub async fn watch_plugins(&self, runtime: Runtime, dir: PathBuf) {
+        let _ = self.shared.reload_from.set((runtime.clone(), dir.clone()));
         self.tasks
             .lock()
             .await

@@ -245,6 +245,9 @@ async fn call(
         llm_usage_unknown = tracing::field::Empty,
     );
     let call_started = Instant::now();
+    let started_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
     let usage = UsageMeter::default();
     let plugin = plan.plugin.clone();
     let request = CallRequest {
@@ -274,6 +277,7 @@ async fn call(
         plugin: &plan.plugin.name,
         plugin_version: &plan.plugin.version,
         attempt,
+        started_at_ms,
         duration_ms: duration.as_millis() as u64,
         usage: spent,
     };
@@ -308,6 +312,9 @@ pub(crate) struct CallRecord<'a> {
     plugin: &'a str,
     plugin_version: &'a str,
     attempt: u32,
+    /// When the call started, host wall clock, epoch ms: with the item's
+    /// `created_at_ms`, how long it waited to run.
+    started_at_ms: u64,
     duration_ms: u64,
     usage: Usage,
 }

@@ -54,6 +54,7 @@ pub fn llm_config(base_url: &str, kind: ProviderKind, stream: bool) -> LlmConfig
                 ..BreakerConfig::default()
             },
             budget: BudgetConfig::default(),
+            models: BTreeMap::new(),
         },
     );
     LlmConfig {

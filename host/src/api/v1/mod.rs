@@ -12,8 +12,9 @@ mod body;
 mod dead;
 mod items;
 mod page;
-pub(crate) mod problem;
-pub(crate) mod queue;
+mod plugins;
+mod problem;
+mod queue;
 mod units;
 
 use std::sync::Arc;
@@ -28,14 +29,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Config;
-use crate::runtime::Registry;
 use crate::store::Store;
+
+pub use plugins::Plugins;
 
 /// What every handler needs.
 #[derive(Clone)]
 struct V1 {
     store: Arc<dyn Store>,
-    registry: Arc<Registry>,
+    plugins: Arc<dyn Plugins>,
     tokens: Arc<auth::Tokens>,
 }
 
@@ -73,7 +75,8 @@ fn routes_and_doc() -> (Router<V1>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::items))
         .routes(routes!(units::cancel))
         .routes(routes!(queue::status))
-        .routes(routes!(queue::plugins))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::reload))
         .routes(routes!(dead::list))
         .routes(routes!(dead::show))
         .routes(routes!(dead::retry))
@@ -81,12 +84,17 @@ fn routes_and_doc() -> (Router<V1>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The `/v1` routes over `store`, for the plugins of `registry`, with the
-/// tokens and body limit of `config.api`. Fails when a token's variable is
-/// unset.
+/// Checks what [`router`] would refuse (a token whose variable is unset), so
+/// a host can refuse to start before it claims anything.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    auth::Tokens::from_config(&config.api).map(drop)
+}
+
+/// The `/v1` routes over `store`, for `plugins`, with the tokens and body
+/// limit of `config.api`. Fails when a token's variable is unset.
 pub fn router(
     store: Arc<dyn Store>,
-    registry: Arc<Registry>,
+    plugins: Arc<dyn Plugins>,
     config: &Config,
 ) -> anyhow::Result<Router> {
     let tokens = auth::Tokens::from_config(&config.api)?;
@@ -110,7 +118,7 @@ pub fn router(
         .layer(DefaultBodyLimit::max(config.api.max_body_bytes))
         .with_state(V1 {
             store,
-            registry,
+            plugins,
             tokens: Arc::new(tokens),
         }))
 }

@@ -12,8 +12,8 @@ use serde::de::{self, Deserializer, Visitor};
 use super::{KEYS, Show, default_values, example, lookup};
 use crate::config::{ApiConfig, ApiToken, Config, Limits, TaskSection, TaskSettings};
 use crate::outbound::{
-    LlmConfig, LlmTimeouts, ProviderConfig, RetryConfig, TaskHttpConfig, TaskLlmConfig,
-    TimeoutOverrides,
+    LlmConfig, LlmTimeouts, ModelConfig, ProviderConfig, RetryConfig, TaskHttpConfig,
+    TaskLlmConfig, TimeoutOverrides,
 };
 
 /// Reads TOML the way `Config::load` reads a file, without the environment.
@@ -136,6 +136,11 @@ fn every_field_of_the_configuration_has_a_row() {
             "ProviderConfig",
             fields::<ProviderConfig>(),
             &["llm.providers.openai"],
+        ),
+        (
+            "ModelConfig",
+            fields::<ModelConfig>(),
+            &["llm.providers.openai.models.gpt-4o-mini"],
         ),
         (
             "TimeoutOverrides",

@@ -17,6 +17,7 @@
 
 mod anthropic;
 mod openai;
+mod ratelimit;
 mod retry;
 mod schema;
 mod stream;
@@ -41,6 +42,7 @@ use super::config::{
 use super::usage::{self, LlmTokens};
 use crate::flow::breaker::{self, Breaker};
 use crate::flow::budget::{self, Budget};
+use crate::flow::spend::Ledger;
 use crate::imports::CallContext;
 use crate::runtime::bindings::llm::{
     Error, FinishReason, ProviderError, Request, Response, Role, Usage,
@@ -166,17 +168,23 @@ pub(crate) struct Provider {
     client: reqwest::Client,
     breaker: Arc<Breaker>,
     budget: Arc<Budget>,
+    /// The budgets of single models, spent besides the provider's.
+    model_budgets: BTreeMap<String, Arc<Budget>>,
+    spend: Arc<Ledger>,
 }
 
 impl Provider {
-    /// Builds `[llm.providers.<name>]`; `env` looks up the API key variable.
+    /// Builds `[llm.providers.<name>]`; `env` looks up the API key variable;
+    /// what calls spend is counted in `spend`.
     pub(crate) fn new(
         name: &str,
         config: &ProviderConfig,
         llm: &LlmConfig,
         env: &dyn Fn(&str) -> Option<String>,
+        spend: &Arc<Ledger>,
     ) -> Result<Self, OutboundConfigError> {
         let key_path = format!("llm.providers.{name}");
+        let model_budgets = budgets(name, config)?;
         let base = config
             .base_url
             .as_deref()
@@ -260,6 +268,8 @@ impl Provider {
             client,
             breaker: Breaker::new(name, config.breaker),
             budget: Budget::new(name, config.budget),
+            model_budgets,
+            spend: spend.clone(),
         })
     }
 
@@ -267,8 +277,9 @@ impl Provider {
         &self.breaker
     }
 
-    pub(crate) fn budget(&self) -> &Arc<Budget> {
-        &self.budget
+    /// The provider's budget and its models'.
+    pub(crate) fn budgets(&self) -> impl Iterator<Item = &Arc<Budget>> {
+        std::iter::once(&self.budget).chain(self.model_budgets.values())
     }
 
     /// The error a call gets while the provider's breaker is open: the
@@ -314,13 +325,16 @@ impl Provider {
         let estimate = budget::estimate_tokens(text, request.max_tokens);
         let mut retry = 0;
         loop {
-            let spent = self.spend_budget(call, estimate).await?;
+            let spent = self.spend_budget(call, model, estimate).await?;
             let admitted = self.breaker.admit().map_err(|_| self.unavailable(call))?;
+            self.spend.request(&call.task_type, &self.name);
             let failure = match self.attempt(call, body.clone()).await {
                 Ok(completion) => {
                     admitted.ended(breaker::Health::Healthy);
                     if let Some((input, output)) = completion.tokens {
-                        spent.used(u64::from(input) + u64::from(output));
+                        for place in &spent {
+                            place.used(u64::from(input) + u64::from(output));
+                        }
                     }
                     return Ok(completion);
                 }
@@ -356,27 +370,46 @@ impl Provider {
         }
     }
 
-    /// Waits for the provider's budget to take one more request of about
-    /// `estimate` tokens; a wait past the call's deadline is `rate-limited`.
+    /// Waits for the budget of `model` (if it has one), then the provider's,
+    /// to take one more request of about `estimate` tokens; a wait past the
+    /// call's deadline is `rate-limited`.
     async fn spend_budget(
         &self,
         call: &CallContext,
+        model: &str,
         estimate: u64,
-    ) -> Result<budget::Spent, Error> {
-        let spent = self.budget.spend(estimate, call.deadline).await;
-        let waited = match &spent {
-            Ok((_, waited)) => *waited,
-            Err(over) => over
-                .wait
-                .min(call.deadline.saturating_duration_since(Instant::now())),
-        };
+    ) -> Result<Vec<budget::Spent>, Error> {
+        let mut places = Vec::with_capacity(2);
+        let mut waited = Duration::ZERO;
+        let mut over_budget = None;
+        for budget in self
+            .model_budgets
+            .get(model)
+            .into_iter()
+            .chain([&self.budget])
+        {
+            match budget.spend(estimate, call.deadline).await {
+                Ok((place, wait)) => {
+                    places.push(place);
+                    waited += wait;
+                }
+                Err(over) => {
+                    waited += over
+                        .wait
+                        .min(call.deadline.saturating_duration_since(Instant::now()));
+                    over_budget = Some(over);
+                    break;
+                }
+            }
+        }
         if !waited.is_zero() {
             metrics::histogram!("sluice_llm_budget_wait_seconds", "task_type" => call.task_type.clone(), "provider" => self.name.clone())
                 .record(waited.as_secs_f64());
+            self.spend.waited(&call.task_type, &self.name, waited);
         }
-        match spent {
-            Ok((spent, _)) => Ok(spent),
-            Err(over) => {
+        match over_budget {
+            None => Ok(places),
+            Some(over) => {
                 tracing::debug!(
                     provider = %self.name,
                     wait_ms = over.wait.as_millis() as u64,
@@ -431,6 +464,9 @@ impl Provider {
             Ok(Ok(response)) => response,
         };
         let status = response.status();
+        if let Some(wait) = ratelimit::exhausted(response.headers()) {
+            self.budget.hold_for(wait);
+        }
         let limits = BodyLimits {
             idle: self.timeouts.idle,
             deadline: body_by,
@@ -501,6 +537,35 @@ impl Provider {
             retry_after,
         }
     }
+}
+
+/// The budgets of provider `name`'s models, checked with the provider's.
+fn budgets(
+    name: &str,
+    config: &ProviderConfig,
+) -> Result<BTreeMap<String, Arc<Budget>>, OutboundConfigError> {
+    let key_path = format!("llm.providers.{name}");
+    config.budget.check().map_err(|(field, message)| {
+        OutboundConfigError::new(format!("{key_path}.budget.{field}"), message)
+    })?;
+    let mut budgets = BTreeMap::new();
+    for (model, model_config) in &config.models {
+        let model_path = format!("{key_path}.models.{model}");
+        if model.trim().is_empty() {
+            return Err(OutboundConfigError::new(
+                format!("{key_path}.models"),
+                "a model name is empty: name the model as requests name it",
+            ));
+        }
+        model_config.budget.check().map_err(|(field, message)| {
+            OutboundConfigError::new(format!("{model_path}.budget.{field}"), message)
+        })?;
+        budgets.insert(
+            model.clone(),
+            Budget::for_model(name, model, model_config.budget),
+        );
+    }
+    Ok(budgets)
 }
 
 /// The message in an error body of either API (`{"error": {"message": …}}`),
@@ -619,6 +684,16 @@ impl TaskLlm {
             outcome(&result)
         };
         call.usage.record_llm(latency, retries, tokens);
+        let reported = match tokens {
+            LlmTokens::Reported { input, output } => Some((input, output)),
+            LlmTokens::Unknown | LlmTokens::NoReply => None,
+        };
+        self.provider.spend.call(
+            &call.task_type,
+            &self.provider.name,
+            (outcome != "ok").then_some(outcome),
+            reported,
+        );
         usage::llm_metrics(
             &call.task_type,
             &self.provider.name,
@@ -626,10 +701,7 @@ impl TaskLlm {
             latency,
             tokens,
         );
-        let (input_tokens, output_tokens) = match tokens {
-            LlmTokens::Reported { input, output } => (Some(input), Some(output)),
-            LlmTokens::Unknown | LlmTokens::NoReply => (None, None),
-        };
+        let (input_tokens, output_tokens) = reported.unzip();
         tracing::debug!(
             provider = %self.provider.name,
             outcome,
@@ -797,11 +869,16 @@ mod tests {
             timeouts: TimeoutOverrides::default(),
             breaker: crate::flow::BreakerConfig::default(),
             budget: crate::flow::BudgetConfig::default(),
+            models: BTreeMap::new(),
         };
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let provider = Provider::new("p", &config, &LlmConfig::default(), &|_| {
-            Some("sk-secret".into())
-        })
+        let provider = Provider::new(
+            "p",
+            &config,
+            &LlmConfig::default(),
+            &|_| Some("sk-secret".into()),
+            &Arc::default(),
+        )
         .unwrap();
         assert_eq!(
             provider.scrub("Incorrect API key provided: sk-secret."),

@@ -85,9 +85,12 @@ pub const NOTIFY_CHANNEL: &str = "sluice_items";
 pub struct PostgresStore {
     /// Durable commits: fetches, completions, enqueues, reads.
     pool: PgPool,
-    /// Asynchronous commits: claims, heartbeats, releases, failures, reaps,
-    /// pruning (see [`ASYNC_COMMIT`]).
+    /// Asynchronous commits: claims, releases, failures, reaps, pruning
+    /// (see [`ASYNC_COMMIT`]).
     lease_traffic: PgPool,
+    /// The heartbeat's own connection: it renews every lease of this process
+    /// on time however many slots are queued for the other pools.
+    heartbeats: PgPool,
     /// Runs migrations, without the lock timeout of the others.
     migrations: PgPool,
     /// Leases this store wrote lately, which claims need not write again.
@@ -127,10 +130,15 @@ impl PostgresStore {
         let lease_traffic = PgPoolOptions::new()
             .max_connections((options.max_connections / 4).max(2))
             .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(connect.clone().options([ASYNC_COMMIT]));
+        let heartbeats = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(connect.options([ASYNC_COMMIT]));
         Ok(Self {
             pool,
             lease_traffic,
+            heartbeats,
             migrations,
             recent_leases: RecentLeases::default(),
             options,
@@ -579,7 +587,7 @@ impl Store for PostgresStore {
         let rows = sqlx::query(include_str!("heartbeat.sql"))
             .bind(worker)
             .bind(ms(lease))
-            .fetch_all(&self.lease_traffic)
+            .fetch_all(&self.heartbeats)
             .await?;
         self.recent_leases.written(worker, sent);
         Ok(rows
@@ -811,19 +819,27 @@ impl Store for PostgresStore {
         let claimed_units = sqlx::query_scalar(include_str!("claimed_units.sql"))
             .fetch_one(&self.pool)
             .await?;
-        let workers = sqlx::query(include_str!("workers.sql"))
+        let rows: Vec<(WorkerStatus, Option<String>)> = sqlx::query(include_str!("workers.sql"))
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|row| WorkerStatus {
-                id: row.get(0),
-                host_name: row.get(1),
-                pid: row.get(2),
-                version: row.get(3),
-                started_at_ms: row.get(4),
-                last_seen_ms: row.get(5),
+            .map(|row| {
+                let worker = WorkerStatus {
+                    id: row.get(0),
+                    host_name: row.get(1),
+                    pid: row.get(2),
+                    version: row.get(3),
+                    started_at_ms: row.get(4),
+                    last_seen_ms: row.get(5),
+                };
+                (worker, row.get(6))
             })
             .collect();
+        let flow = crate::flow::status::summarize(
+            now_ms,
+            rows.iter().map(|(worker, flow)| (worker, flow.as_deref())),
+        );
+        let workers = rows.into_iter().map(|(worker, _)| worker).collect();
         let paused = sqlx::query(include_str!("paused.sql"))
             .fetch_all(&self.pool)
             .await?
@@ -840,6 +856,7 @@ impl Store for PostgresStore {
             workers,
             paused,
             unserved_task_types: self.unserved_task_types().await?,
+            flow,
         })
     }
 
@@ -860,6 +877,15 @@ impl Store for PostgresStore {
             .await?;
         let wait = wait.first().copied().unwrap_or(0).max(1);
         Ok(Some(Duration::from_micros(wait.unsigned_abs())))
+    }
+
+    async fn publish_flow(&self, worker: &str, report: &str) -> Result<()> {
+        sqlx::query(include_str!("publish_flow.sql"))
+            .bind(worker)
+            .bind(report)
+            .execute(&self.lease_traffic)
+            .await?;
+        Ok(())
     }
 
     async fn adjust_pace(&self, key: &str, delta_us: i64) -> Result<()> {

@@ -818,19 +818,27 @@ impl Store for SqliteStore {
             .into_iter()
             .next()
             .ok_or(sqlx::Error::RowNotFound)?;
-        let workers = sqlx::query(include_str!("workers.sql"))
+        let rows: Vec<(WorkerStatus, Option<String>)> = sqlx::query(include_str!("workers.sql"))
             .fetch_all(&self.readers)
             .await?
             .into_iter()
-            .map(|row| WorkerStatus {
-                id: row.get(0),
-                host_name: row.get(1),
-                pid: row.get(2),
-                version: row.get(3),
-                started_at_ms: row.get(4),
-                last_seen_ms: row.get(5),
+            .map(|row| {
+                let worker = WorkerStatus {
+                    id: row.get(0),
+                    host_name: row.get(1),
+                    pid: row.get(2),
+                    version: row.get(3),
+                    started_at_ms: row.get(4),
+                    last_seen_ms: row.get(5),
+                };
+                (worker, row.get(6))
             })
             .collect();
+        let flow = crate::flow::status::summarize(
+            now_ms,
+            rows.iter().map(|(worker, flow)| (worker, flow.as_deref())),
+        );
+        let workers = rows.into_iter().map(|(worker, _)| worker).collect();
         let paused = sqlx::query(include_str!("paused.sql"))
             .fetch_all(&self.readers)
             .await?
@@ -847,6 +855,7 @@ impl Store for SqliteStore {
             workers,
             paused,
             unserved_task_types: self.unserved_task_types().await?,
+            flow,
         })
     }
 
@@ -867,6 +876,15 @@ impl Store for SqliteStore {
             .await?;
         let wait = wait.first().copied().unwrap_or(0).max(1);
         Ok(Some(Duration::from_micros(wait.unsigned_abs())))
+    }
+
+    async fn publish_flow(&self, worker: &str, report: &str) -> Result<()> {
+        sqlx::query(include_str!("publish_flow.sql"))
+            .bind(worker)
+            .bind(report)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn adjust_pace(&self, key: &str, delta_us: i64) -> Result<()> {

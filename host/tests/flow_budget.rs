@@ -129,34 +129,9 @@ async fn a_tokens_per_minute_budget_holds_at_the_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_slows_every_slot_using_the_provider() {
-    let db = stores::sqlite().await;
-    let mock = MockLlm::start(Options {
-        rules: vec!["told-to-wait=429:5*1".parse().unwrap()],
-        fault: None,
-        ..Options::default()
-    })
-    .await
-    .unwrap();
-    let config = config(&mock, BudgetConfig::default());
-    let outbound = host::network(&config);
-    let host = host::start(db.store.clone(), config, outbound).await;
-    db.store
-        .enqueue(&[item("first", "told-to-wait")])
-        .await
-        .unwrap();
-    host::wait_until("the mock answered 429", Duration::from_secs(30), || async {
-        !mock.requests().is_empty()
-    })
-    .await;
-    let told = mock.requests()[0].at;
-    let others: Vec<NewItem> = (0..3)
-        .map(|n| item(&format!("other-{n}"), &format!("other {n}")))
-        .collect();
-    db.store.enqueue(&others).await.unwrap();
-    host::run_until(host, db.store.as_ref(), TASK, "done", 4).await;
-
-    let requests = mock.requests();
+    let (db, requests) = one_told_then_three_others("429:5*1", ProviderKind::OpenAi).await;
     assert_eq!(requests.len(), 5, "one 429, then one request per unit");
+    let told = requests[0].at;
     for request in &requests[1..] {
         let after = request.at - told;
         assert!(
@@ -166,6 +141,40 @@ async fn retry_after_slows_every_slot_using_the_provider() {
         );
     }
     assert_eq!(count(db.store.as_ref(), TASK, "dead").await, 0);
+}
+
+/// Runs one unit whose prompt meets the mock's `fault` (a rule), then, once
+/// the mock has answered it, three more units; returns the store and every
+/// request the mock saw, the first one's first, after all four are done.
+async fn one_told_then_three_others(
+    fault: &str,
+    kind: ProviderKind,
+) -> (TestStore, Vec<RecordedRequest>) {
+    let db = stores::sqlite().await;
+    let mock = MockLlm::start(Options {
+        rules: vec![format!("told={fault}").parse().unwrap()],
+        fault: None,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let mut config = config(&mock, BudgetConfig::default());
+    for provider in config.llm.providers.values_mut() {
+        provider.kind = kind;
+    }
+    let outbound = host::network(&config);
+    let host = host::start(db.store.clone(), config, outbound).await;
+    db.store.enqueue(&[item("first", "told")]).await.unwrap();
+    host::wait_until("the mock answered", Duration::from_secs(30), || async {
+        !mock.requests().is_empty()
+    })
+    .await;
+    let others: Vec<NewItem> = (0..3)
+        .map(|n| item(&format!("other-{n}"), &format!("other {n}")))
+        .collect();
+    db.store.enqueue(&others).await.unwrap();
+    host::run_until(host, db.store.as_ref(), TASK, "done", 4).await;
+    (db, mock.requests())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,37 +243,10 @@ async fn three_hosts_share(provider: BudgetConfig, model: BudgetConfig) {
 /// (`fault`, a mock rule on its prompt): the requests of three units enqueued
 /// after it wait until the reset (at least `held`).
 async fn rate_limit_headers_hold_every_slot(kind: ProviderKind, fault: &str, held: Duration) {
-    let db = stores::sqlite().await;
-    let mock = MockLlm::start(Options {
-        rules: vec![format!("told-by-headers={fault}").parse().unwrap()],
-        fault: None,
-    })
-    .await
-    .unwrap();
-    let mut config = config(&mock, BudgetConfig::default());
-    for provider in config.llm.providers.values_mut() {
-        provider.kind = kind;
-    }
-    let outbound = host::network(&config);
-    let host = host::start(db.store.clone(), config, outbound).await;
-    db.store
-        .enqueue(&[item("first", "told-by-headers")])
-        .await
-        .unwrap();
-    host::wait_until("the mock answered", Duration::from_secs(30), || async {
-        !mock.requests().is_empty()
-    })
-    .await;
-    let told = mock.requests()[0].at;
-    let others: Vec<NewItem> = (0..3)
-        .map(|n| item(&format!("other-{n}"), &format!("other {n}")))
-        .collect();
-    db.store.enqueue(&others).await.unwrap();
-    host::run_until(host, db.store.as_ref(), TASK, "done", 4).await;
-
-    let requests = mock.requests();
+    let (_db, requests) = one_told_then_three_others(fault, kind).await;
     assert_eq!(requests.len(), 4, "one request per unit: {requests:?}");
     assert_eq!(requests[0].fault.as_deref(), Some(fault));
+    let told = requests[0].at;
     for request in &requests[1..] {
         let after = request.at - told;
         assert!(

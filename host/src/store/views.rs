@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 /// One task type at a glance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct TaskTypeOverview {
     pub task_type: String,
     /// Pending items: the sum of its units' counters.
@@ -23,7 +23,7 @@ pub struct TaskTypeOverview {
 }
 
 /// Completions and dead letters in one minute, over all task types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct MinuteCounts {
     /// The minute's start, in ms since the Unix epoch.
     pub minute_ms: i64,
@@ -96,7 +96,7 @@ pub(crate) fn call_stats(rows: &[(String, String)]) -> Vec<CallStats> {
 }
 
 /// A work unit's row: its counters and its claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UnitRecord {
     pub task_type: String,
     pub work_unit_key: String,
@@ -114,7 +114,7 @@ pub struct UnitRecord {
 }
 
 /// A host process with what it holds now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct HostRecord {
     pub id: String,
     pub host_name: String,

@@ -14,11 +14,11 @@ use utoipa::ToSchema;
 use super::V1;
 use super::problem::Problem;
 use crate::config::Scope;
-use crate::runtime::{Plugin, Registry};
+use crate::runtime::Plugin;
 use crate::worker::{Host, ReloadSummary};
 
-/// Where the API reads the plugins from: a running host's plans in force
-/// (which a reload replaces), or a fixed registry.
+/// Where the API and the dashboard read the plugins from: a running host's
+/// plugins in force, which a reload replaces.
 #[async_trait::async_trait]
 pub trait Plugins: Send + Sync + 'static {
     /// The plugins in force now.
@@ -36,17 +36,6 @@ impl Plugins for Host {
 
     async fn reload(&self) -> Option<ReloadSummary> {
         self.reload_now().await
-    }
-}
-
-#[async_trait::async_trait]
-impl Plugins for Registry {
-    fn loaded(&self) -> Vec<Arc<Plugin>> {
-        self.plugins().to_vec()
-    }
-
-    async fn reload(&self) -> Option<ReloadSummary> {
-        None
     }
 }
 

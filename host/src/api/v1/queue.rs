@@ -3,8 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::V1;
 use super::problem::Problem;

@@ -1,6 +1,6 @@
 -- Items done and dead-lettered per minute since ?1: done over the done
 -- index by finish time, dead over the dead index.
-SELECT minute * 60000, sum(state = 'done'), sum(state = 'dead') FROM (
+SELECT minute * 60000 AS minute_ms, sum(state = 'done') AS done, sum(state = 'dead') AS dead FROM (
     SELECT finished_at_ms / 60000 AS minute, state FROM sluice_items
      WHERE state = 'done' AND finished_at_ms >= ?1
     UNION ALL

@@ -13,8 +13,9 @@ f AS (
      WHERE state = 'done' AND finished_at_ms >= ?1
      GROUP BY task_type),
 t AS (SELECT task_type FROM u UNION SELECT task_type FROM d UNION SELECT task_type FROM f)
-SELECT t.task_type, coalesce(u.pending, 0), u.oldest, coalesce(u.claimed, 0),
-       coalesce(f.done, 0), coalesce(d.dead, 0)
+SELECT t.task_type, coalesce(u.pending, 0) AS pending, u.oldest AS oldest_pending_ms,
+       coalesce(u.claimed, 0) AS claimed_units, coalesce(f.done, 0) AS done_recently,
+       coalesce(d.dead, 0) AS dead
   FROM t
   LEFT JOIN u ON u.task_type = t.task_type
   LEFT JOIN d ON d.task_type = t.task_type

@@ -410,6 +410,85 @@ fn bad_configuration_stops_the_host_naming_the_key_and_creates_nothing() {
     }
 }
 
+/// `sluice run` with 1,000 slots from a shell that ran `ulimit` with
+/// `limits` first; stops it once it listens. Returns its output and, when it
+/// listened, its "Max open files" line from `/proc`.
+fn run_with_file_limits(limits: &str) -> (std::process::Output, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!(
+            "database_url = \"sqlite://{}\"\ncache_dir = {:?}\nslots = 1000\nlisten = \"127.0.0.1:{port}\"\n",
+            dir.path().join("queue.db").display(),
+            support::target_dir().join("sluice-test-cache"),
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        support::adversary_wasm(),
+        dir.path().join("plugins/adversary.wasm"),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &format!("ulimit {limits} && exec \"$0\" run")])
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(dir.path())
+        .env_remove("SLUICE_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut limits_seen = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            limits_seen = std::fs::read_to_string(format!("/proc/{}/limits", child.id()))
+                .unwrap()
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .map(str::to_string);
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), limits_seen)
+}
+
+#[test]
+fn many_slots_raise_the_soft_open_file_limit_or_refuse_a_low_hard_one() {
+    // A soft limit of 512 (under this machine's hard limit, 20,000) is raised
+    // for 1,000 slots.
+    let (out, limits) = run_with_file_limits("-Sn 512");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let limits = limits.unwrap_or_else(|| panic!("the host never listened: {stderr}"));
+    let soft: u64 = limits.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(soft >= 1000, "soft open-file limit still {soft}: {limits}");
+    assert!(out.status.success(), "{stderr}");
+
+    // A hard limit below what the slots need stops it before it starts.
+    let (out, limits) = run_with_file_limits("-n 512");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(limits.is_none(), "it started: {stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("slots = 1000") && stderr.contains("LimitNOFILE"),
+        "the error must name the slots and how to raise the limit: {stderr}"
+    );
+}
+
 #[test]
 fn sluice_config_prints_the_effective_configuration_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();

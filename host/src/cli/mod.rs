@@ -14,6 +14,7 @@ mod exec;
 mod logging;
 mod manpage;
 mod migrate;
+mod open_files;
 mod outputs;
 mod pause;
 mod plugins;

@@ -17,6 +17,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::database::{self, DatabaseArgs};
+use super::open_files;
 use super::preflight::{self, Checked};
 use crate::api;
 use crate::store::WorkerInfo;
@@ -31,6 +32,7 @@ pub struct RunArgs {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = args.database.load_config()?;
+    open_files::ensure(&config)?;
     let Checked {
         listen,
         network,

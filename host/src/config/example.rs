@@ -69,7 +69,9 @@ const KEYS: &[Key] = &[
     ),
     key(
         "slots",
-        "Work units processed at once by this process.",
+        "Work units processed at once by this process. Each may hold an open socket: at \
+         start the host raises its soft open-file limit to `slots + max_connections + 256` \
+         when it is lower, and refuses to start when its hard limit is lower still.",
         Show::Default,
     ),
     key(

@@ -55,7 +55,8 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached; unset means `~/.cache/sluice/compiled`.
     pub cache_dir: Option<PathBuf>,
-    /// Units processed at once by this process.
+    /// Units processed at once by this process. `sluice run` raises its
+    /// soft open-file limit to what they need (`cli::open_files`).
     pub slots: u32,
     /// The share of `slots` that suspect units (whose last attempt timed out
     /// or trapped) may hold at once; always at least one slot.

@@ -156,6 +156,8 @@ fn the_api_end_to_end(url: &str) {
         "/v1/units/{task_type}/{work_unit_key}/items",
         "/v1/units/{task_type}/{work_unit_key}/cancel",
         "/v1/status",
+        "/v1/task-types/{task_type}/pause",
+        "/v1/task-types/{task_type}/resume",
         "/v1/plugins",
         "/v1/plugins/reload",
         "/v1/dead",
@@ -437,6 +439,55 @@ fn the_api_end_to_end(url: &str) {
             .contains(&json!("echo")),
         "{plugins}"
     );
+
+    // Pause and resume a task type: admin only; while paused its items wait.
+    assert_problem(
+        &post(addr, "/v1/task-types/echo/pause", Some(READER), &json!({})),
+        403,
+        None,
+    );
+    let long = "t".repeat(200);
+    assert_problem(
+        &post(
+            addr,
+            &format!("/v1/task-types/{long}/pause"),
+            Some(OPS),
+            &json!({}),
+        ),
+        400,
+        Some("task_type"),
+    );
+    let paused = post(addr, "/v1/task-types/echo/pause", Some(OPS), &json!({}));
+    assert_eq!(paused.status, 200, "{}", paused.body);
+    assert_eq!(paused.json()["changed"], true);
+    let again = post(addr, "/v1/task-types/echo/pause", Some(OPS), &json!({})).json();
+    assert_eq!(
+        (&again["paused"], &again["changed"]),
+        (&json!(true), &json!(false))
+    );
+    let status = get(addr, "/v1/status", Some(READER)).json();
+    assert_eq!(status["paused"][0]["task_type"], "echo", "{status}");
+    let held = post(
+        addr,
+        "/v1/items",
+        Some(PRODUCER),
+        &json!({"task_type": "echo", "work_unit_key": "paused", "payload": {"text": "later"}}),
+    )
+    .json()["id"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let waiting = get(addr, &format!("/v1/items/{held}"), Some(READER)).json();
+    assert_eq!(
+        waiting["state"], "pending",
+        "a paused task type ran: {waiting}"
+    );
+    let resumed = post(addr, "/v1/task-types/echo/resume", Some(OPS), &json!({})).json();
+    assert_eq!(
+        (&resumed["paused"], &resumed["changed"]),
+        (&json!(false), &json!(true))
+    );
+    wait_for_state(addr, held, "done");
 
     host.terminate(Duration::from_secs(30));
 }

@@ -677,6 +677,6 @@ fn pause_and_resume_a_task_type_for_every_host() {
     // A blank task type is refused and changes nothing.
     let out = sluice(&db, &["pause", " "], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("the task type is empty"));
+    assert!(text(&out.stderr).contains("task_type is empty"));
     assert!(!text(&sluice(&db, &["status"], None).stdout).contains("paused:"));
 }

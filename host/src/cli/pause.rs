@@ -20,9 +20,9 @@ pub struct PauseArgs {
 
 /// Pauses (`paused`) or resumes the task type.
 pub async fn run(args: PauseArgs, paused: bool) -> anyhow::Result<ExitCode> {
-    let task_type = args.task_type.trim();
-    if task_type.is_empty() {
-        bail!("the task type is empty; name the task type to pause or resume");
+    let task_type = args.task_type.as_str();
+    if let Err(reason) = crate::store::validate::task_type(task_type) {
+        bail!("{reason}; name the task type to pause or resume as its items do");
     }
     let store = args.database.open_existing().await?;
     let changed = store.set_paused(task_type, paused).await?;

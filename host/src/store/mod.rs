@@ -37,7 +37,7 @@ mod item_input;
 pub mod postgres;
 
 pub mod sqlite;
-mod validate;
+pub(crate) mod validate;
 pub mod views;
 
 use std::collections::BTreeMap;

@@ -33,11 +33,18 @@ pub(crate) fn items(items: &[NewItem], max_payload_bytes: usize) -> Result<(), S
     Ok(())
 }
 
-fn one(item: &NewItem, max_payload_bytes: usize) -> Result<(), String> {
-    text("task_type", &item.task_type, MAX_TASK_TYPE_BYTES)?;
-    if item.task_type.chars().any(char::is_control) {
+/// Checks a task type as every door takes it: not blank, within
+/// [`MAX_TASK_TYPE_BYTES`], no control characters.
+pub(crate) fn task_type(value: &str) -> Result<(), String> {
+    text("task_type", value, MAX_TASK_TYPE_BYTES)?;
+    if value.chars().any(char::is_control) {
         return Err("task_type contains a control character".into());
     }
+    Ok(())
+}
+
+fn one(item: &NewItem, max_payload_bytes: usize) -> Result<(), String> {
+    task_type(&item.task_type)?;
     text("work_unit_key", &item.work_unit_key, MAX_KEY_BYTES)?;
     if let Some(key) = &item.dedupe_key {
         text("dedupe_key", key, MAX_KEY_BYTES)

@@ -12,6 +12,7 @@ mod body;
 mod dead;
 mod items;
 mod page;
+mod pause;
 mod plugins;
 mod problem;
 mod queue;
@@ -75,6 +76,8 @@ fn routes_and_doc() -> (Router<V1>, utoipa::openapi::OpenApi) {
         .routes(routes!(units::items))
         .routes(routes!(units::cancel))
         .routes(routes!(queue::status))
+        .routes(routes!(pause::pause))
+        .routes(routes!(pause::resume))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::reload))
         .routes(routes!(dead::list))

@@ -1,8 +1,7 @@
 //! Many slots over few database connections. A call holds no connection
 //! while it waits on the LLM, so a host whose slots far outnumber its
-//! connections still has every slot's call in flight at once; and the
-//! heartbeat, on a connection of its own, renews every lease while the other
-//! pools are queued, so calls longer than the lease finish without a reap.
+//! connections still has every slot's call in flight at once, and calls
+//! longer than the lease finish on their first attempt, without a reap.
 
 mod support;
 

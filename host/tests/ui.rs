@@ -442,6 +442,41 @@ fn the_dashboard(url: &str) {
     );
     assert_eq!(cell(&ops.page("/ui"), "fail", "dead"), 0);
 
+    // What producers wrote is shown as text, never as markup.
+    let hostile = "<img src=x onerror=alert(1)>";
+    let marked = enqueue(
+        addr,
+        json!({"task_type": "fail", "work_unit_key": hostile, "payload": "permanent"}),
+    );
+    wait_for(addr, marked, "dead", |item| item["state"] == "dead");
+    let encoded: String = url::form_urlencoded::byte_serialize(hostile.as_bytes()).collect();
+    for path in [
+        format!("/ui/dead?task_type=fail&key={encoded}"),
+        format!("/ui/item/{marked}"),
+        format!("/ui/unit?task_type=fail&key={encoded}"),
+        format!("/ui/units?task_type=fail&key={encoded}"),
+    ] {
+        let page = ops.page(&path);
+        assert!(
+            page.contains("&lt;img src=x"),
+            "{path}: the key is not shown: {page}"
+        );
+        assert!(!page.contains(hostile), "{path}: the key is markup: {page}");
+    }
+    let purged = ops.post(
+        "/ui/dead/act",
+        &[
+            ("csrf", &csrf),
+            ("action", "purge-all"),
+            ("task_type", "fail"),
+        ],
+    );
+    assert!(
+        purged.body.contains("Purged 1 dead letter"),
+        "{}",
+        purged.body
+    );
+
     // Bad filters are named.
     let bad = ops.get("/ui/dead?older_than=soon");
     assert_eq!(bad.status, 400);
@@ -517,6 +552,22 @@ fn without_tokens_the_dashboard_is_open_on_loopback_only_and_still_needs_csrf() 
     let open = Session::open(addr);
     let page = open.page("/ui");
     assert!(page.contains("no tokens configured"), "{page}");
+    // No other site may frame it, and a request that names another host (a
+    // web page reaching 127.0.0.1 through DNS rebinding) is refused, here
+    // and on the API.
+    let framed = send(addr, "GET", "/ui", &[], None);
+    assert_eq!(framed.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        framed.header("content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
+    for path in ["/ui", "/ui/dead", "/v1/status"] {
+        let rebound = send(addr, "GET", path, &[("Host", "evil.example:9464")], None);
+        assert_eq!(rebound.status, 403, "{path}: {}", rebound.body);
+        assert!(rebound.body.contains("loopback host"), "{}", rebound.body);
+        let local = send(addr, "GET", path, &[("Host", "localhost:9464")], None);
+        assert_eq!(local.status, 200, "{path}: {}", local.body);
+    }
     assert_eq!(
         open.get("/ui/login").status,
         303,

@@ -15,6 +15,7 @@
 //!
 //! `sluice run` adds the HTTP API under `/v1` ([`v1`]) to the same listener.
 
+pub mod loopback_host;
 pub mod metrics;
 pub mod v1;
 

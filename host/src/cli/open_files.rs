@@ -2,10 +2,9 @@
 //! provider or an HTTP endpoint, beside the database connections, the
 //! listener, the plugins and the compile cache, so a host with many slots
 //! needs more descriptors than a shell's usual soft limit of 1,024. At start
-//! `sluice run` raises its soft limit as far as it needs, up to the hard
-//! limit (as Go's runtime and many servers do), and refuses to start when
-//! the hard limit is too low, rather than failing calls later with "too many
-//! open files".
+//! `sluice run` raises its soft limit to the hard limit (as Go's runtime
+//! does), and refuses to start when the hard limit is below what the slots
+//! need, rather than failing calls later with "too many open files".
 
 use anyhow::bail;
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -17,41 +16,37 @@ use crate::config::Config;
 const BESIDE_SLOTS: u64 = 256;
 
 /// The descriptors a host with this configuration may hold at once.
-pub fn needed(config: &Config) -> u64 {
+fn needed(config: &Config) -> u64 {
     u64::from(config.slots) + u64::from(config.max_connections) + BESIDE_SLOTS
 }
 
-/// Raises the soft open-file limit to what `config` needs when it is lower;
-/// fails, naming both figures and what to change, when the hard limit is
-/// lower still.
+/// Raises the soft open-file limit to the hard limit (the estimate of what
+/// the slots need is a floor: idle pooled sockets linger); fails, naming both
+/// figures and what to change, when the hard limit is below that estimate.
 pub fn ensure(config: &Config) -> anyhow::Result<()> {
     let needed = needed(config);
     let limit = getrlimit(Resource::Nofile);
-    // `None` is unlimited.
-    if limit.current.is_none_or(|soft| soft >= needed) {
-        return Ok(());
-    }
-    if limit.maximum.is_some_and(|hard| hard < needed) {
+    if let Some(hard) = limit.maximum.filter(|&hard| hard < needed) {
         bail!(
-            "slots = {} needs up to {needed} open files, but this process may open at most {} \
+            "slots = {} needs up to {needed} open files, but this process may open at most {hard} \
              (its hard limit): lower `slots`, or raise the limit (`ulimit -Hn` in the shell, \
              `LimitNOFILE=` in the systemd unit)",
             config.slots,
-            limit.maximum.unwrap_or_default(),
         );
     }
+    // `None` is unlimited; an unlimited hard limit cannot be the soft one.
+    let target = limit.maximum.unwrap_or(needed);
+    let Some(soft) = limit.current.filter(|&soft| soft < target) else {
+        return Ok(());
+    };
     setrlimit(
         Resource::Nofile,
         Rlimit {
-            current: Some(needed),
+            current: Some(target),
             maximum: limit.maximum,
         },
     )
-    .map_err(|err| anyhow::anyhow!("cannot raise the open-file limit to {needed}: {err}"))?;
-    tracing::info!(
-        from = limit.current,
-        to = needed,
-        "raised the open-file limit for the slots"
-    );
+    .map_err(|err| anyhow::anyhow!("cannot raise the open-file limit to {target}: {err}"))?;
+    tracing::debug!(from = soft, to = target, "raised the open-file limit");
     Ok(())
 }

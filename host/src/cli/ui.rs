@@ -30,7 +30,9 @@ pub async fn run(args: UiArgs) -> anyhow::Result<ExitCode> {
     }
     // The API's rule for tokens and addresses holds for the dashboard alone.
     config.api.enabled = true;
-    config.validate()?;
+    config.validate().context(
+        "`sluice ui` follows the API's rules (api.enabled does not apply to it; give it [api.tokens] or a loopback --listen)",
+    )?;
     let addr = config.listen_addr()?.context(
         "`listen` is \"off\": give the dashboard an address with --listen 127.0.0.1:9464",
     )?;

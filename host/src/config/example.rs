@@ -70,8 +70,8 @@ const KEYS: &[Key] = &[
     key(
         "slots",
         "Work units processed at once by this process. Each may hold an open socket: at \
-         start the host raises its soft open-file limit to `slots + max_connections + 256` \
-         when it is lower, and refuses to start when its hard limit is lower still.",
+         start the host raises its soft open-file limit to its hard limit, and refuses to \
+         start when the hard limit is below `slots + max_connections + 256`.",
         Show::Default,
     ),
     key(
@@ -140,7 +140,7 @@ const KEYS: &[Key] = &[
     ),
     key(
         "max_connections",
-        "Database connections of this process for claims, fetches and commits; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (the heartbeat has a connection of its own).",
+        "Database connections of this process for claims, fetches and commits; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (on Postgres the heartbeat has a connection of its own; on SQLite every write goes through one writer).",
         Show::Default,
     ),
     key(

@@ -55,8 +55,8 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Where compiled plugins are cached; unset means `~/.cache/sluice/compiled`.
     pub cache_dir: Option<PathBuf>,
-    /// Units processed at once by this process. `sluice run` raises its
-    /// soft open-file limit to what they need (`cli::open_files`).
+    /// Units processed at once by this process. `sluice run` needs an
+    /// open-file hard limit that fits them (`cli::open_files`).
     pub slots: u32,
     /// The share of `slots` that suspect units (whose last attempt timed out
     /// or trapped) may hold at once; always at least one slot.
@@ -99,7 +99,8 @@ pub struct Config {
     /// Largest payload `enqueue` accepts, in bytes.
     pub max_payload_bytes: usize,
     /// Database connections per process for claims, fetches and commits
-    /// (the heartbeat has one of its own). Calls hold none while they run.
+    /// (on Postgres the heartbeat has one of its own). Calls hold none while
+    /// they run.
     pub max_connections: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` are served; `"off"` disables it.
     pub listen: String,

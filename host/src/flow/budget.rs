@@ -9,12 +9,13 @@
 //! budget ahead of now, so in no window does the provider see more than the
 //! rate plus one second's burst. Tokens are estimated before the request (the
 //! prompt's characters / 4 plus `max-tokens`) and corrected with the usage the
-//! provider reports. A `Retry-After` from the provider holds every request to
-//! it until then, not only the one that saw it.
+//! provider reports. A `Retry-After` from the provider, or its rate-limit
+//! headers saying a limit is used up, holds every request to it until then,
+//! not only the one that saw it.
 //!
 //! With `shared`, the rates are kept in the database instead (a pace row per
 //! rate, `Store::take_pace`), so every host on it spends one budget: one short
-//! write per request. Concurrency and `Retry-After` stay per host.
+//! write per request. Concurrency and those holds stay per host.
 //!
 //! A model may have a budget of its own (`[llm.providers.X.models.M.budget]`),
 //! spent in addition to the provider's: a request to it waits for both.

@@ -1,6 +1,7 @@
 //! Flow control: what keeps an LLM provider's bad day from burning the
 //! backlog. The outbound side ([`crate::outbound`]) owns one [`Breaker`] and
-//! one [`Budget`] per provider and consults both on every request; the claim
+//! one [`Budget`] per provider (and one per model that has its own) and
+//! consults them on every request; the claim
 //! loop asks [`Flow`] which task types may be claimed now, so units whose
 //! provider is down stay queued (other task types keep flowing) instead of
 //! spending attempts. The [`spend::Ledger`] counts what was spent; the host

@@ -372,13 +372,15 @@ impl Action {
                 store.dead_retry(&filter).await
             }
         };
-        if self.ids.is_none()
-            && let Some(filter) = self.filter.store_filter()
-        {
-            return one(filter).await;
-        }
+        // Selected ids go straight to the statement, which touches only the
+        // ones still dead; a filter the store can take is one statement.
+        let ids = match (&self.ids, self.filter.store_filter()) {
+            (Some(ids), _) => ids.clone(),
+            (None, Some(filter)) => return one(filter).await,
+            (None, None) => self.targets(store).await?,
+        };
         let mut count = 0;
-        for id in self.targets(store).await? {
+        for id in ids {
             count += one(DeadFilter::Id(id)).await?;
         }
         Ok(count)

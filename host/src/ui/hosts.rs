@@ -72,12 +72,7 @@ pub(super) async fn page(State(ui): State<Ui>, headers: HeaderMap) -> Page {
             let mut rows = String::new();
             for plugin in plugins.loaded() {
                 for task_type in &plugin.task_types {
-                    let limits = ui
-                        .config
-                        .tasks
-                        .get(task_type)
-                        .map(|section| section.resolve(&ui.config.defaults))
-                        .unwrap_or_else(|| ui.config.defaults.clone());
+                    let limits = ui.config.task(task_type);
                     let _ = write!(
                         rows,
                         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\

@@ -4,9 +4,10 @@
 //! serves it alone against a database ([`crate::cli`]).
 //!
 //! It reads through the same [`Store`] methods the HTTP API reads through
-//! (`items`, `item`, `outputs`, `dead_retry`, `dead_purge`), plus the views
-//! in [`crate::store::views`], which answer from the unit counters and the
-//! items' indexes: no page walks the items table.
+//! (`items`, `item`, `dead_retry`, `dead_purge`), `outputs` as `sluice
+//! outputs` does, and the views in [`crate::store::views`], which answer
+//! from the unit counters and the items' indexes: no page walks the items
+//! table.
 //!
 //! Pages are rendered on the server with `format!` and one escaping helper
 //! ([`html`]) rather than a template crate: the pages are few and small,
@@ -66,7 +67,8 @@ pub fn router(
             "no [api.tokens]: the dashboard under /ui is open to every process on this machine, actions included (listen is a loopback address)"
         );
     }
-    Ok(Router::new()
+    let open = access.is_open();
+    let routes = Router::new()
         .route("/ui", get(overview::page))
         .route("/ui/overview/table", get(overview::table))
         .route("/ui/overview/minutes", get(overview::minutes))
@@ -85,7 +87,25 @@ pub fn router(
             plugins,
             config: Arc::new(config.clone()),
             access: Arc::new(access),
-        }))
+        })
+        .layer(axum::middleware::map_response(not_framed));
+    Ok(if open {
+        routes.layer(axum::middleware::from_fn(crate::api::loopback_host::only))
+    } else {
+        routes
+    })
+}
+
+/// No other site may show a page of the dashboard in a frame (where a click
+/// meant for it could land on an action).
+async fn not_framed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
 }
 
 /// Why a page could not be shown, as the page that says so.

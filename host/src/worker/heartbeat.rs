@@ -14,7 +14,8 @@
 //!
 //! After each heartbeat that changed it, the host's flow report (its LLM
 //! providers' breakers and spend) is written to its worker row, where
-//! `sluice status` reads it.
+//! `sluice status` reads it. That write does not delay the next heartbeat,
+//! which is due an interval after the previous one began.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +73,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 }
                 suspects = release_orphans(&shared, held, &suspects).await;
                 publish_flow(&shared, interval, &mut published).await;
-                interval
+                // The next heartbeat is due an interval after this one
+                // began, whatever the writes after it took.
+                interval.saturating_sub(started.elapsed()).max(MIN_WAIT)
             }
             failed => {
                 shared.health.database(false);

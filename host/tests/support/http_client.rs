@@ -47,7 +47,8 @@ pub fn request(
     )
 }
 
-/// Sends `method path` with `headers` and an optional body of a content type.
+/// Sends `method path` with `headers` (a `Host` among them replaces the
+/// listener's address) and an optional body of a content type.
 pub fn send(
     addr: SocketAddr,
     method: &str,
@@ -56,7 +57,13 @@ pub fn send(
     body: Option<(&str, &[u8])>,
 ) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

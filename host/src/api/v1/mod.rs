@@ -106,9 +106,10 @@ pub fn router(
             "no [api.tokens]: the HTTP API under /v1 is open to every process on this machine (listen is a loopback address)"
         );
     }
+    let open = tokens.is_open();
     let (routes, doc) = routes_and_doc();
     let doc = Arc::new(doc.to_json()?);
-    Ok(routes
+    let routes = routes
         .route(
             "/v1/openapi.json",
             get(move || async move {
@@ -123,5 +124,10 @@ pub fn router(
             store,
             plugins,
             tokens: Arc::new(tokens),
-        }))
+        });
+    Ok(if open {
+        routes.layer(axum::middleware::from_fn(super::loopback_host::only))
+    } else {
+        routes
+    })
 }

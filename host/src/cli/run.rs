@@ -22,7 +22,8 @@ use super::preflight::{self, Checked};
 use crate::api;
 use crate::store::WorkerInfo;
 use crate::ui;
-use crate::worker::{Host, HostParts, shutdown};
+use crate::worker::shutdown::Signals;
+use crate::worker::{Host, HostParts};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -31,6 +32,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::watch().context("cannot watch for SIGTERM and SIGINT")?;
     let config = args.database.load_config()?;
     open_files::ensure(&config)?;
     let Checked {
@@ -88,16 +90,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         api::serve_with(listener, host.clone(), stall_after, v1)?;
     }
 
-    shutdown::first_signal()
-        .await
-        .context("cannot wait for signals")?;
+    let which = signals.next().await;
+    tracing::info!("{which} received");
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: finishing running units (signal again to exit at once)"
     );
     tokio::select! {
         () = host.shutdown(grace) => Ok(ExitCode::SUCCESS),
-        () = shutdown::second_signal() => {
+        _ = signals.next() => {
             tracing::warn!("second signal: exiting now; the leases of running units will expire");
             Ok(ExitCode::from(130))
         }

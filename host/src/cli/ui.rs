@@ -12,7 +12,7 @@ use axum::routing::get;
 use clap::Args;
 
 use super::database::DatabaseArgs;
-use crate::worker::shutdown;
+use crate::worker::shutdown::Signals;
 
 #[derive(Debug, Args)]
 pub struct UiArgs {
@@ -24,6 +24,7 @@ pub struct UiArgs {
 }
 
 pub async fn run(args: UiArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::watch().context("cannot watch for SIGTERM and SIGINT")?;
     let mut config = args.database.load_config()?;
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();
@@ -45,7 +46,7 @@ pub async fn run(args: UiArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, "serving the dashboard at http://{addr}/ui");
     tokio::select! {
         served = axum::serve(listener, app).into_future() => served.context("the dashboard's listener stopped")?,
-        signal = shutdown::first_signal() => signal.context("cannot wait for signals")?,
+        which = signals.next() => tracing::info!("{which} received"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::{http, llm};
 use sluice::store::{
-    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
-    FailResult, Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError,
-    StoredOutput, WorkSignal, WorkerInfo,
+    BatchLimits, Claim, Claimable, Claimed, ClaimedBatch, Commit, Committed, DeadFilter, DeadItem,
+    Enqueued, FailResult, Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store,
+    StoreError, StoredOutput, WorkSignal, WorkerInfo,
 };
 use support::host::{self, count, wait_until};
 use support::stores::{self, TestStore};
@@ -304,6 +304,19 @@ impl Store for FlakyCompletions {
     ) -> sluice::store::Result<Vec<Claimed>> {
         self.inner
             .claim_units(worker, task_types, max_units, max_suspects, lease)
+            .await
+    }
+    async fn claim_batches(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        batches: &[BatchLimits],
+        max_units: u32,
+        max_suspects: u32,
+        lease: Duration,
+    ) -> sluice::store::Result<Vec<ClaimedBatch>> {
+        self.inner
+            .claim_batches(worker, task_types, batches, max_units, max_suspects, lease)
             .await
     }
     async fn set_suspect(&self, claim: &Claim, suspect: bool) -> sluice::store::Result<()> {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sluice::store::{
     BatchLimits, Claim, Claimable, Commit, Committed, Completion, DeadFilter, FailResult, Failure,
-    Gate, NewItem, RetryPolicies, RetryPolicy, Store, StoreError, StoreOptions, StoredOutput,
+    Gate, NewItem, RetryPolicies, RetryPolicy, RunAfter, Store, StoreError, StoreOptions,
+    StoredOutput,
 };
 use support::stores::TestStore;
 
@@ -375,6 +376,145 @@ mod cases {
             .complete(&claim, &[ids[0]], Some("{}"), &[], None)
             .await
             .unwrap();
+    }
+
+    pub async fn a_claim_takes_each_units_first_batch_as_a_fetch_would(t: TestStore) {
+        let store = &*t.store;
+        let tokens = |n: u32, item: NewItem| NewItem { tokens: n, ..item };
+        let later = |item: NewItem| NewItem {
+            run_after: Some(RunAfter::Delay(Duration::from_secs(3600))),
+            ..item
+        };
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                tokens(10, item("echo", "a", r#"{"n":0}"#)),
+                tokens(10, item("echo", "a", r#"{"n":1}"#)),
+                tokens(10, item("echo", "a", r#"{"n":2}"#)),
+                tokens(10, item("echo", "a", r#"{"n":3}"#)),
+                item("echo", "b", r#"{"n":4}"#),
+                later(item("echo", "b", r#"{"n":5}"#)),
+                item("echo", "b", r#"{"n":6}"#),
+                item("other", "c", r#"{"n":7}"#),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let task_types = [claimable("echo"), claimable("other")].concat();
+        let echo_limits = BatchLimits {
+            max_items: 3,
+            max_tokens: 25,
+        };
+        let taken = store
+            .claim_batches("w", &task_types, &[echo_limits, ALL], 10, 10, LEASE)
+            .await
+            .unwrap();
+        let by_key: std::collections::BTreeMap<String, (Claim, Vec<i64>)> = taken
+            .into_iter()
+            .map(|t| {
+                let ids = t.items.iter().map(|i| i.id).collect();
+                (
+                    t.claimed.claim.work_unit_key.clone(),
+                    (t.claimed.claim, ids),
+                )
+            })
+            .collect();
+        assert_eq!(by_key.len(), 3, "every ready unit is claimed: {by_key:?}");
+        assert_eq!(by_key["a"].1, [ids[0], ids[1]], "within the token budget");
+        assert_eq!(by_key["b"].1, [ids[4]], "stops before an item not yet due");
+        assert_eq!(by_key["c"].1, [ids[7]], "another task type's limits");
+        // Not taken: another claim's fetch, or a commit of them, fails.
+        let a = &by_key["a"].0;
+        let early = store
+            .commit(&[Commit {
+                claim: a.clone(),
+                completions: vec![Completion {
+                    item_ids: vec![ids[2]],
+                    output: None,
+                    follow_up: vec![],
+                    call: None,
+                }],
+                release_if_drained: false,
+            }])
+            .await
+            .unwrap();
+        assert!(
+            matches!(early[0], Err(StoreError::NotInFlight(_))),
+            "{early:?}"
+        );
+        // Taken: they are in flight under the claim and complete.
+        let commits: Vec<Commit> = ["a", "b", "c"]
+            .iter()
+            .map(|key| Commit {
+                claim: by_key[*key].0.clone(),
+                completions: vec![Completion {
+                    item_ids: by_key[*key].1.clone(),
+                    output: Some("{}".into()),
+                    follow_up: vec![],
+                    call: None,
+                }],
+                release_if_drained: true,
+            })
+            .collect();
+        let results = store.commit(&commits).await.unwrap();
+        assert!(matches!(results[0], Ok(Committed::Done)), "{results:?}");
+        assert!(matches!(results[1], Ok(Committed::Done)), "{results:?}");
+        assert!(matches!(results[2], Ok(Committed::Released)), "{results:?}");
+        // The unit's next fetch goes on after the claim's batch.
+        let next = store.fetch_batch(a, echo_limits).await.unwrap();
+        assert_eq!(
+            next.iter().map(|i| i.id).collect::<Vec<_>>(),
+            [ids[2], ids[3]]
+        );
+        let again = store
+            .claim_batches("w2", &task_types, &[echo_limits, ALL], 10, 10, LEASE)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "held and waiting units: {again:?}");
+    }
+
+    pub async fn a_narrowed_units_first_batch_is_narrowed_too(t: TestStore) {
+        let store = &*t.store;
+        let items: Vec<NewItem> = (0..4)
+            .map(|n| item("echo", "k", &format!(r#"{{"n":{n}}}"#)))
+            .collect();
+        let ids: Vec<i64> = store
+            .enqueue(&items)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let take = || async {
+            for _ in 0..1000 {
+                let mut taken = store
+                    .claim_batches("w", &claimable("echo"), &[ALL], 1, 1, LEASE)
+                    .await
+                    .unwrap();
+                if let Some(taken) = taken.pop() {
+                    return taken;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the unit did not come back within 10 s");
+        };
+        let first = take().await;
+        assert_eq!(first.items.len(), 4, "the whole unit at first");
+        store
+            .fail(
+                &first.claimed.claim,
+                &Failure::Retryable("trap".into()),
+                &fast_policy(5),
+            )
+            .await
+            .unwrap();
+        let second = take().await;
+        let second_ids: Vec<i64> = second.items.iter().map(|i| i.id).collect();
+        assert!(
+            !second_ids.is_empty() && second_ids.len() < 4 && second_ids[0] == ids[0],
+            "a failed batch narrows the next one, claimed or fetched: {second_ids:?}"
+        );
     }
 
     pub async fn a_group_commit_lands_each_claims_completions_on_their_own(t: TestStore) {
@@ -1461,6 +1601,8 @@ both_backends!(
     batches_follow_id_order_and_budgets_but_always_take_one,
     complete_stores_output_and_follow_ups_in_one_transaction,
     a_group_commit_lands_each_claims_completions_on_their_own,
+    a_claim_takes_each_units_first_batch_as_a_fetch_would,
+    a_narrowed_units_first_batch_is_narrowed_too,
     an_item_mode_failure_charges_only_the_item_called,
     only_items_fetched_under_the_claim_can_be_completed,
     a_fenced_write_after_a_reap_changes_nothing,

@@ -125,6 +125,16 @@ pub struct Claimed {
     pub suspect: bool,
 }
 
+/// A claim taken together with its unit's first batch (see
+/// [`Store::claim_batches`]): the batch's items are already in flight under
+/// the claim, as if [`Store::fetch_batch`] had taken them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedBatch {
+    pub claimed: Claimed,
+    /// Empty when the unit's first pending item is not due yet.
+    pub items: Vec<Item>,
+}
+
 /// When a store last wrote each worker's lease (a claim or a heartbeat), so
 /// that claims between heartbeats need not write it again: the heartbeat
 /// renews it long before it runs out.
@@ -222,6 +232,15 @@ pub struct Commit {
     pub claim: Claim,
     pub completions: Vec<Completion>,
     pub release_if_drained: bool,
+}
+
+impl Commit {
+    /// Every item the commit completes, in its completions' order.
+    pub fn item_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.completions
+            .iter()
+            .flat_map(|c| c.item_ids.iter().copied())
+    }
 }
 
 /// What writing one [`Commit`] did.
@@ -490,6 +509,20 @@ pub trait Store: Send + Sync + 'static {
         max_suspects: u32,
         lease: Duration,
     ) -> Result<Vec<Claimed>>;
+
+    /// As [`Store::claim_units`], and takes each claimed unit's first batch
+    /// (within `batches[i]` for a unit of `task_types[i]`) in the same
+    /// durable write, so a unit costs no fetch of its own before its first
+    /// call. `batches` is as long as `task_types`.
+    async fn claim_batches(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        batches: &[BatchLimits],
+        max_units: u32,
+        max_suspects: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedBatch>>;
 
     /// Marks the unit under `claim` as a suspect (its last attempt timed out
     /// or trapped) or clears the mark; fenced by the claim. Call it before the

@@ -146,11 +146,7 @@ pub(crate) async fn complete(
             let calls = commit.completions.len() as u64;
             metrics::counter!("sluice_commits_total", "task_type" => claim.task_type.clone(), "result" => "ok")
                 .increment(calls);
-            let items: Vec<i64> = commit
-                .completions
-                .iter()
-                .flat_map(|c| c.item_ids.iter().copied())
-                .collect();
+            let items: Vec<i64> = commit.item_ids().collect();
             tracing::info!(calls, ?items, "items done");
             if committed == Committed::Released {
                 tracing::debug!("unit released with its last items");

@@ -2,8 +2,9 @@
 //! maintenance tasks that keep the queue honest while every slot is busy.
 //!
 //! [`Host::start`] spawns, each on its own tokio task:
-//! - the claim loop ([`pool`]), which claims only as many units as there are
-//!   free slots and starts one unit task ([`unit`]) per claim;
+//! - the claim loop ([`pool`]), which claims units with their first batches,
+//!   as many as there are free slots plus a short queue waiting for one, and
+//!   starts one unit task ([`unit`]) per claim;
 //! - the committer ([`group_commit`]), which writes the completions of every
 //!   slot together;
 //! - the heartbeat ([`heartbeat`]), which extends every lease this process

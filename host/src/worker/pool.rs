@@ -1,9 +1,11 @@
-//! The claim loop: claims only as many units as there are free slots, starts
-//! one unit task per claim, and sleeps with backoff and jitter when there is
-//! nothing to do, woken at once when work arrives or a slot frees up.
+//! The claim loop: claims as many units as there are free slots plus a short
+//! queue of units that wait for the next free slot, each with its first batch
+//! ([`crate::store::Store::claim_batches`]); starts one unit task per claim;
+//! and sleeps with backoff and jitter when there is nothing to do, woken at
+//! once when work arrives or a unit ends.
 //!
 //! The loop ticks the health clock every time it goes round, including while
-//! every slot is busy (it then waits at most `poll_interval` for a free slot),
+//! every slot is busy (it then waits at most `poll_interval` for room),
 //! so `/healthz` tells a full pool from a dead loop. It claims nothing while
 //! the database is not taking writes (see [`super::Health::can_write`]): the
 //! heartbeat keeps probing, and claiming resumes once writes land again.
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::{Phase, Shared, heartbeat, unit};
-use crate::store::{Claimable, Claimed};
+use crate::store::{Claimable, Claimed, ClaimedBatch};
 
 /// The shortest idle sleep; idle sleeps double from here up to `poll_interval`.
 const MIN_IDLE_SLEEP: Duration = Duration::from_millis(20);
@@ -43,8 +45,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         shared.health.tick_poll();
-        let free = shared.slots.available_permits();
-        if free == 0 || !shared.health.can_write() {
+        let room = room(&shared);
+        if room == 0 || !shared.health.can_write() {
             wait(&shared, poll.min(MAX_WRITE_PROBE_WAIT)).await;
             continue;
         }
@@ -55,12 +57,14 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             wait(&shared, poll).await;
             continue;
         }
+        let batches = plans.batches(&claimables);
         let claimed = tokio::time::timeout(
             shared.config.lease,
-            shared.store.claim_units(
+            shared.store.claim_batches(
                 &shared.worker.id,
                 &claimables,
-                free as u32,
+                &batches,
+                room as u32,
                 shared.suspects.allowance(),
                 shared.config.lease,
             ),
@@ -111,23 +115,34 @@ async fn wait(shared: &Shared, at_most: Duration) {
     let _ = tokio::time::timeout(at_most, shared.wake.notified()).await;
 }
 
-fn start_unit(shared: &Arc<Shared>, claimed: Claimed) {
-    let Claimed { claim, suspect } = claimed;
-    let permit = shared
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .expect("the claim loop claims only as many units as there are free slots");
+/// How many more units to claim: enough for every free slot plus a few
+/// units waiting for a slot, so a slot that frees up starts its next unit at
+/// once, without a claim's round trip ([`CLAIM_AHEAD`]).
+fn room(shared: &Shared) -> usize {
+    let slots = shared.config.slots as usize;
+    (slots + slots.min(CLAIM_AHEAD)).saturating_sub(shared.running.len())
+}
+
+/// At most this many units wait for a slot (fewer with fewer slots). Their
+/// claims are held by the heartbeat like running ones; waiting, they keep
+/// the units from other hosts, so the queue stays short.
+const CLAIM_AHEAD: usize = 64;
+
+fn start_unit(shared: &Arc<Shared>, claimed: ClaimedBatch) {
+    let ClaimedBatch {
+        claimed: Claimed { claim, suspect },
+        items,
+    } = claimed;
     let (cancel, registered, predecessor) = shared.running.insert(&claim, heartbeat::CLAIM_LOST);
     // A suspect counts against the share until its unit task ends.
     let held = suspect.then(|| shared.suspects.hold(&claim));
     let run = unit::run(
         shared.clone(),
         claim,
+        items,
         cancel,
         registered,
         predecessor,
-        permit,
     );
     tokio::spawn(async move {
         run.await;

@@ -126,6 +126,15 @@ impl TaskPlans {
         &self.claimables
     }
 
+    /// The first batch's limits for each of `claimables` (task types of
+    /// these plans), in order.
+    pub fn batches(&self, claimables: &[Claimable]) -> Vec<BatchLimits> {
+        claimables
+            .iter()
+            .map(|c| self.plans[c.task_type.as_str()].batch)
+            .collect()
+    }
+
     /// Retry policies, for the reaper.
     pub fn policies(&self) -> &RetryPolicies {
         &self.policies

@@ -1,13 +1,16 @@
 //! One claimed work unit, from its first batch to its release.
 //!
-//! The unit task fetches the unit's next batch (or run of items, called one
-//! at a time, for item-mode plugins), runs the plugin under the task type's
+//! The unit task starts on the batch the claim took with it, then fetches the
+//! unit's next batches (or runs of items, called one at a time, for
+//! item-mode plugins); for each it runs the plugin under the task type's
 //! deadline, commits the outcome fenced by the claim ([`super::commit`],
 //! completions through [`super::group_commit`]) and goes round again until
 //! the unit has nothing ready, has used its fair share of time, or the host is
 //! shutting down; then it releases the claim. While the host's writes fail it
 //! starts no new call, holding the claim until they land again. Its slot is freed when it ends,
-//! whatever happened, and the claim loop is woken to fill it.
+//! whatever happened, and the claim loop is woken to fill it. A unit claimed
+//! ahead of need waits here for a slot; the fair-share clock starts when it
+//! has one.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,16 +33,26 @@ pub(crate) const SHUTDOWN_REASON: &str = "the host is shutting down";
 pub(crate) async fn run(
     shared: Arc<Shared>,
     claim: Claim,
+    first: Vec<Item>,
     cancel: UnitCancel,
     registered: Registered,
     predecessor: Option<Predecessor>,
-    permit: OwnedSemaphorePermit,
 ) {
     if let Some(predecessor) = predecessor {
         // An older task of ours on this unit lost its claim and was
         // cancelled; it ends within moments. Never run a unit twice at once.
         predecessor.ended().await;
     }
+    let Some(permit) = slot(&shared, &cancel).await else {
+        // Shutting down before a slot came free: give the unit back. (A
+        // claim lost meanwhile is no longer ours to give.)
+        if shared.phase() != Phase::Running {
+            commit::release(&shared, &claim).await;
+        }
+        drop(registered);
+        shared.wake.notify_one();
+        return;
+    };
     let started = Instant::now();
     let plans = shared.plans.current();
     match plans.get(&claim.task_type) {
@@ -52,7 +65,7 @@ pub(crate) async fn run(
                 plugin = %plan.plugin.name,
                 plugin_version = %plan.plugin.version,
             );
-            process(&shared, &claim, plan, &cancel, started)
+            process(&shared, &claim, plan, first, &cancel, started)
                 .instrument(span)
                 .await;
         }
@@ -70,13 +83,29 @@ pub(crate) async fn run(
     shared.wake.notify_one();
 }
 
+/// Waits for a free slot: a unit claimed ahead (see [`super::pool`]) starts
+/// the moment one frees up. None if the host starts shutting down or the
+/// claim is lost first.
+async fn slot(shared: &Shared, cancel: &UnitCancel) -> Option<OwnedSemaphorePermit> {
+    let mut phase = shared.phase.subscribe();
+    tokio::select! {
+        biased;
+        _ = phase.wait_for(|phase| *phase != Phase::Running) => None,
+        _ = cancel.write.clone().cancelled() => None,
+        permit = shared.slots.clone().acquire_owned() => permit.ok(),
+    }
+}
+
+/// Runs the unit's batches, starting with `first` (taken with the claim).
 async fn process(
     shared: &Shared,
     claim: &Claim,
     plan: &TaskPlan,
+    first: Vec<Item>,
     cancel: &UnitCancel,
     started: Instant,
 ) {
+    let mut first = Some(first);
     loop {
         if !shared.health.can_write() && !writes_resume(shared, cancel).await {
             // The claim was lost while waiting; whoever holds the unit now
@@ -87,11 +116,16 @@ async fn process(
             commit::release(shared, claim).await;
             return;
         }
-        let items = match commit::persist(shared, &cancel.write, || {
-            shared.store.fetch_batch(claim, plan.batch)
-        })
-        .await
-        {
+        let fetched = match first.take() {
+            Some(items) => Ok(items),
+            None => {
+                commit::persist(shared, &cancel.write, || {
+                    shared.store.fetch_batch(claim, plan.batch)
+                })
+                .await
+            }
+        };
+        let items = match fetched {
             Ok(items) => items,
             Err(stop) => {
                 commit::give_up(shared, claim, &stop).await;

@@ -17,7 +17,13 @@ WITH cm AS (
     SELECT * FROM unnest($6::bigint[], $7::text[], $8::text[])
         WITH ORDINALITY AS co(c, output, call, k)
 ), it AS (
-    SELECT * FROM unnest($9::bigint[], $10::bigint[]) AS it(id, k)
+    SELECT it.id, it.k, co.c
+      FROM unnest($9::bigint[], $10::bigint[]) AS it(id, k)
+      JOIN co USING (k)
+), per_completion AS (
+    SELECT k, array_agg(id ORDER BY id) AS ids FROM it GROUP BY k
+), per_commit AS (
+    SELECT c, array_agg(id) AS ids FROM it GROUP BY c
 ), held AS (
     SELECT cm.c, u.in_flight_from, u.in_flight_through
       FROM cm
@@ -26,36 +32,35 @@ WITH cm AS (
        AND u.claim_token = cm.token AND u.claimed_by = cm.worker
      ORDER BY u.task_type, u.work_unit_key
        FOR UPDATE OF u SKIP LOCKED
+), unfit AS (
+    -- Held commits with an item that is not one of the unit's pending items
+    -- in flight under the claim (set-based: one pass over the group's items).
+    SELECT DISTINCT h.c
+      FROM held h
+      JOIN cm USING (c)
+      JOIN it USING (c)
+      LEFT JOIN sluice_items i
+        ON i.id = it.id AND i.task_type = cm.task_type
+       AND i.work_unit_key = cm.work_unit_key AND i.state = 'pending'
+       AND i.id BETWEEN h.in_flight_from AND h.in_flight_through
+     WHERE i.id IS NULL
 ), ready AS (
-    -- Held commits whose every item is one of the unit's pending items in
-    -- flight under the claim.
-    SELECT h.c
-      FROM held h JOIN cm USING (c)
-     WHERE NOT EXISTS (
-            SELECT 1
-              FROM co JOIN it USING (k)
-              LEFT JOIN sluice_items i
-                ON i.id = it.id AND i.task_type = cm.task_type
-               AND i.work_unit_key = cm.work_unit_key AND i.state = 'pending'
-               AND i.id BETWEEN h.in_flight_from AND h.in_flight_through
-             WHERE co.c = h.c AND i.id IS NULL)
+    SELECT c FROM held WHERE c NOT IN (SELECT c FROM unfit)
 ), done AS (
     UPDATE sluice_items i
        SET state = 'done', finished_at_ms = sluice_now_ms()
-      FROM it JOIN co USING (k) JOIN ready USING (c)
+      FROM it JOIN ready USING (c)
      WHERE i.id = it.id
     RETURNING i.id
 ), outputs AS (
     INSERT INTO sluice_outputs (task_type, work_unit_key, item_ids, output, call)
-    SELECT cm.task_type, cm.work_unit_key,
-           (SELECT array_agg(it.id ORDER BY it.id) FROM it WHERE it.k = co.k),
-           co.output::jsonb, co.call::jsonb
-      FROM co JOIN ready USING (c) JOIN cm USING (c)
+    SELECT cm.task_type, cm.work_unit_key, pc.ids, co.output::jsonb, co.call::jsonb
+      FROM co JOIN ready USING (c) JOIN cm USING (c) JOIN per_completion pc USING (k)
      ORDER BY co.k
 ), released AS (
     UPDATE sluice_units u
        SET claimed_by = NULL, available_at_ms = sluice_now_ms()
-      FROM cm JOIN ready USING (c)
+      FROM cm JOIN ready USING (c) LEFT JOIN per_commit pm USING (c)
      WHERE cm.release_if_drained
        AND u.task_type = cm.task_type AND u.work_unit_key = cm.work_unit_key
        AND u.claim_token = cm.token
@@ -63,7 +68,7 @@ WITH cm AS (
             SELECT 1 FROM sluice_items p
              WHERE p.task_type = cm.task_type AND p.work_unit_key = cm.work_unit_key
                AND p.state = 'pending'
-               AND p.id NOT IN (SELECT it.id FROM it JOIN co USING (k) WHERE co.c = cm.c))
+               AND p.id <> ALL (coalesce(pm.ids, '{}')))
     RETURNING cm.c
 )
 SELECT cm.c,

@@ -17,15 +17,15 @@ mod views;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use super::failure::{self, Decision};
 use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
-    FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
+    BatchLimits, Claim, Claimable, Claimed, ClaimedBatch, Commit, Committed, DeadFilter, DeadItem,
+    Enqueued, FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
     QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, RunAfter, Status, Store,
     StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
     validate,
@@ -185,6 +185,21 @@ impl PostgresStore {
             .collect())
     }
 
+    /// Writes `worker`'s lease before a claim, unless this store wrote it a
+    /// moment ago.
+    async fn claim_lease(&self, worker: &str, lease: Duration) -> Result<()> {
+        if !self.recent_leases.fresh(worker, lease) {
+            let sent = std::time::Instant::now();
+            sqlx::query(include_str!("claim_lease.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(&self.lease_traffic)
+                .await?;
+            self.recent_leases.written(worker, sent);
+        }
+        Ok(())
+    }
+
     /// A listener for new work: each notification carries a task type.
     pub async fn listener(&self) -> Result<PgListener> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
@@ -260,13 +275,7 @@ async fn write_group(
         let result = match status {
             "done" => Ok(Committed::Done),
             "released" => Ok(Committed::Released),
-            "not-in-flight" => Err(StoreError::NotInFlight(
-                commit
-                    .completions
-                    .iter()
-                    .flat_map(|c| c.item_ids.iter().copied())
-                    .collect(),
-            )),
+            "not-in-flight" => Err(StoreError::NotInFlight(commit.item_ids().collect())),
             "busy" => Err(StoreError::Contended(sqlx::Error::Protocol(format!(
                 "unit {}/{} is locked by another transaction",
                 commit.claim.task_type, commit.claim.work_unit_key
@@ -459,6 +468,61 @@ async fn record_failure(
 /// `[id, payload, tokens, attempts, created_at_ms]`.
 type BatchRow = (i64, String, i64, i32, i64);
 
+/// A batch's items from the JSON array the fetch and the claim return.
+fn batch_items(claim: &Claim, batch: &str) -> Result<Vec<Item>> {
+    let rows: Vec<BatchRow> =
+        serde_json::from_str(batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
+            id,
+            task_type: claim.task_type.clone(),
+            work_unit_key: claim.work_unit_key.clone(),
+            payload,
+            tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+            attempts: attempts as u32,
+            created_at_ms,
+        })
+        .collect())
+}
+
+/// A claim row's first four columns: task type, key, token, suspect.
+fn claimed(worker: &str, row: &PgRow) -> Claimed {
+    Claimed {
+        claim: Claim {
+            task_type: row.get(0),
+            work_unit_key: row.get(1),
+            token: row.get(2),
+            worker: worker.to_string(),
+        },
+        suspect: row.get(3),
+    }
+}
+
+/// The claim statements' per-task-type gate parameters, as arrays.
+struct GateArrays<'a> {
+    names: Vec<&'a str>,
+    min_tokens: Vec<Option<i64>>,
+    max_wait: Vec<Option<i64>>,
+}
+
+impl<'a> GateArrays<'a> {
+    fn new(task_types: &'a [Claimable]) -> Self {
+        Self {
+            names: task_types.iter().map(|c| c.task_type.as_str()).collect(),
+            min_tokens: task_types
+                .iter()
+                .map(|c| {
+                    c.gate
+                        .min_tokens
+                        .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
+                })
+                .collect(),
+            max_wait: task_types.iter().map(|c| c.gate.max_wait.map(ms)).collect(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> Result<()> {
@@ -507,49 +571,67 @@ impl Store for PostgresStore {
         if task_types.is_empty() || max_units == 0 {
             return Ok(Vec::new());
         }
-        let names: Vec<&str> = task_types.iter().map(|c| c.task_type.as_str()).collect();
-        let min_tokens: Vec<Option<i64>> = task_types
-            .iter()
-            .map(|c| {
-                c.gate
-                    .min_tokens
-                    .map(|t| i64::try_from(t).unwrap_or(i64::MAX))
-            })
-            .collect();
-        let max_wait: Vec<Option<i64>> =
-            task_types.iter().map(|c| c.gate.max_wait.map(ms)).collect();
-        // The lease first, unless this store wrote it a moment ago.
-        if !self.recent_leases.fresh(worker, lease) {
-            let sent = std::time::Instant::now();
-            sqlx::query(include_str!("claim_lease.sql"))
-                .bind(worker)
-                .bind(ms(lease))
-                .execute(&self.lease_traffic)
-                .await?;
-            self.recent_leases.written(worker, sent);
-        }
+        let gates = GateArrays::new(task_types);
+        self.claim_lease(worker, lease).await?;
         let rows = custom_plan(include_str!("claim.sql"))
             .bind(worker)
-            .bind(names)
-            .bind(min_tokens)
-            .bind(max_wait)
+            .bind(gates.names)
+            .bind(gates.min_tokens)
+            .bind(gates.max_wait)
             .bind(i64::from(max_units))
             .bind(super::token_base())
             .bind(i64::from(max_suspects))
             .fetch_all(&self.lease_traffic)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Claimed {
-                claim: Claim {
-                    task_type: row.get(0),
-                    work_unit_key: row.get(1),
-                    token: row.get(2),
-                    worker: worker.to_string(),
-                },
-                suspect: row.get(3),
+        Ok(rows.iter().map(|row| claimed(worker, row)).collect())
+    }
+
+    async fn claim_batches(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        batches: &[BatchLimits],
+        max_units: u32,
+        max_suspects: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedBatch>> {
+        if task_types.is_empty() || max_units == 0 {
+            return Ok(Vec::new());
+        }
+        let gates = GateArrays::new(task_types);
+        let max_items: Vec<i64> = batches
+            .iter()
+            .map(|b| i64::from(b.max_items.max(1)))
+            .collect();
+        let max_tokens: Vec<i64> = batches
+            .iter()
+            .map(|b| i64::try_from(b.max_tokens).unwrap_or(i64::MAX))
+            .collect();
+        self.claim_lease(worker, lease).await?;
+        // A durable commit, as a fetch's: calls start on these batches.
+        let rows = custom_plan(include_str!("claim_batches.sql"))
+            .bind(worker)
+            .bind(gates.names)
+            .bind(gates.min_tokens)
+            .bind(gates.max_wait)
+            .bind(i64::from(max_units))
+            .bind(super::token_base())
+            .bind(i64::from(max_suspects))
+            .bind(max_items)
+            .bind(max_tokens)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let claimed = claimed(worker, row);
+                let batch: Option<String> = row.get(4);
+                let items = match batch {
+                    Some(batch) => batch_items(&claimed.claim, &batch)?,
+                    None => Vec::new(),
+                };
+                Ok(ClaimedBatch { claimed, items })
             })
-            .collect())
+            .collect()
     }
 
     async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>> {
@@ -566,20 +648,7 @@ impl Store for PostgresStore {
         let Some(batch) = batch.ok_or_else(|| StoreError::claim_lost(claim))? else {
             return Ok(Vec::new());
         };
-        let rows: Vec<BatchRow> =
-            serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
-                id,
-                task_type: claim.task_type.clone(),
-                work_unit_key: claim.work_unit_key.clone(),
-                payload,
-                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
-                attempts: attempts as u32,
-                created_at_ms,
-            })
-            .collect())
+        batch_items(claim, &batch)
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {

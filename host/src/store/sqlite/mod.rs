@@ -20,8 +20,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::failure::{self, Decision};
 use super::group;
 use super::{
-    BatchLimits, Claim, Claimable, Claimed, Commit, Committed, DeadFilter, DeadItem, Enqueued,
-    FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
+    BatchLimits, Claim, Claimable, Claimed, ClaimedBatch, Commit, Committed, DeadFilter, DeadItem,
+    Enqueued, FailResult, Failure, InsertRun, Item, ItemQuery, ItemRecord, NewItem, PausedTaskType,
     QueueDepth, RecentLeases, Result, RetryPolicies, RetryPolicy, RunAfter, Status, Store,
     StoreError, StoreOptions, StoredOutput, WorkSignal, WorkerInfo, WorkerStatus, insert_runs,
     validate,
@@ -158,16 +158,28 @@ impl SqliteStore {
     /// One group commit's transaction ([`commit_one`] for each commit).
     async fn commit_together(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
         let mut tx = self.immediate().await?;
-        let written = async {
-            let conn = tx.conn();
-            let mut results = Vec::with_capacity(commits.len());
-            for commit in commits {
-                results.push(commit_one(conn, commit, self.options.max_payload_bytes).await?);
-            }
-            Ok(results)
-        }
-        .await;
+        let written = commit_group(tx.conn(), commits, self.options.max_payload_bytes).await;
         tx.finish(written).await
+    }
+
+    /// Writes `worker`'s lease before a claim, unless this store wrote it a
+    /// moment ago.
+    async fn claim_lease(
+        &self,
+        conn: &mut SqliteConnection,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<()> {
+        if !self.recent_leases.fresh(worker, lease) {
+            let now = std::time::Instant::now();
+            sqlx::query(include_str!("claim_lease.sql"))
+                .bind(worker)
+                .bind(ms(lease))
+                .execute(&mut *conn)
+                .await?;
+            self.recent_leases.written(worker, now);
+        }
+        Ok(())
     }
 
     async fn immediate(&self) -> Result<writing::Writing> {
@@ -191,6 +203,84 @@ fn filter_binds(filter: Option<&DeadFilter>) -> (Option<i64>, Option<String>, Op
     }
 }
 
+/// Claims up to `max_units` ready units (see [`Store::claim_units`]).
+async fn claim(
+    conn: &mut SqliteConnection,
+    worker: &str,
+    task_types: &[Claimable],
+    max_units: u32,
+    max_suspects: u32,
+) -> Result<Vec<Claimed>> {
+    let gates: Vec<serde_json::Value> = task_types
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "task_type": c.task_type,
+                "min_tokens": c.gate.min_tokens,
+                "max_wait_ms": c.gate.max_wait.map(ms),
+            })
+        })
+        .collect();
+    let rows = sqlx::query(include_str!("claim.sql"))
+        .bind(worker)
+        .bind(super::token_base())
+        .bind(serde_json::Value::Array(gates).to_string())
+        .bind(i64::from(max_units))
+        .bind(i64::from(max_suspects))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Claimed {
+            claim: Claim {
+                task_type: row.get(0),
+                work_unit_key: row.get(1),
+                token: row.get(2),
+                worker: worker.to_string(),
+            },
+            suspect: row.get(3),
+        })
+        .collect())
+}
+
+/// Takes the unit's next batch in flight (see [`Store::fetch_batch`]).
+async fn fetch(
+    conn: &mut SqliteConnection,
+    claim: &Claim,
+    limits: BatchLimits,
+) -> Result<Vec<Item>> {
+    // One row whatever the batch size: sqlx hands each row across from
+    // its SQLite thread separately, which cost more than the query.
+    let batch: Option<String> = sqlx::query_scalar(include_str!("fetch_batch.sql"))
+        .bind(&claim.task_type)
+        .bind(&claim.work_unit_key)
+        .bind(i64::from(limits.max_items.max(1)))
+        .bind(claim.token)
+        .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
+        .bind(&claim.worker)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .next();
+    let batch = batch.ok_or_else(|| StoreError::claim_lost(claim))?;
+    let rows: Vec<(i64, String, u32, u32, i64)> =
+        serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut items: Vec<Item> = rows
+        .into_iter()
+        .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
+            id,
+            task_type: claim.task_type.clone(),
+            work_unit_key: claim.work_unit_key.clone(),
+            payload,
+            tokens,
+            attempts,
+            created_at_ms,
+        })
+        .collect();
+    items.sort_by_key(|i| i.id);
+    Ok(items)
+}
+
 async fn fenced(conn: &mut SqliteConnection, claim: &Claim) -> Result<()> {
     let held = sqlx::query(include_str!("fence.sql"))
         .bind(&claim.task_type)
@@ -205,77 +295,109 @@ async fn fenced(conn: &mut SqliteConnection, claim: &Claim) -> Result<()> {
         .ok_or_else(|| StoreError::claim_lost(claim))
 }
 
-/// Writes one commit of a group inside the group's transaction: checks that
-/// the claim holds and that every item is pending and in flight under it,
-/// then marks the items done, stores the outputs and enqueues the follow-ups.
-/// SQLite has one writer, so nothing changes between the checks and the
-/// writes, and a commit that fails a check writes nothing.
-async fn commit_one(
+/// Writes a group of commits inside the group's transaction, a few
+/// statements for the whole group (each statement is a trip to SQLite's
+/// thread): one checks every claim and that every item is pending and in
+/// flight under it, then the items of the commits that passed are marked
+/// done, their outputs stored, their follow-ups enqueued and their units
+/// released if drained. A commit that fails a check writes nothing. SQLite
+/// has one writer, so nothing changes between the checks and the writes.
+async fn commit_group(
     conn: &mut SqliteConnection,
-    commit: &Commit,
+    commits: &[Commit],
     max_payload_bytes: usize,
-) -> Result<Result<Committed>> {
-    let claim = &commit.claim;
-    if let Err(invalid) = commit
-        .completions
+) -> Result<Vec<Result<Committed>>> {
+    let checks: Vec<serde_json::Value> = commits
         .iter()
-        .try_for_each(|c| validate::items(&c.follow_up, max_payload_bytes))
-    {
-        return Ok(Err(invalid));
-    }
-    match fenced(conn, claim).await {
-        Err(lost @ StoreError::ClaimLost { .. }) => return Ok(Err(lost)),
-        held => held?,
-    }
-    let ids: Vec<i64> = commit
-        .completions
-        .iter()
-        .flat_map(|c| c.item_ids.iter().copied())
+        .map(|commit| {
+            let claim = &commit.claim;
+            serde_json::json!([
+                claim.task_type,
+                claim.work_unit_key,
+                claim.token,
+                claim.worker,
+                commit.item_ids().collect::<Vec<i64>>(),
+            ])
+        })
         .collect();
-    let ids_json = serde_json::to_string(&ids).expect("ids serialize");
-    let in_flight: i64 = sqlx::query(include_str!("count_in_flight.sql"))
-        .bind(&claim.task_type)
-        .bind(&claim.work_unit_key)
-        .bind(claim.token)
-        .bind(&ids_json)
+    let checked: Vec<(Option<i64>, i64)> = sqlx::query_as(include_str!("group_check.sql"))
+        .bind(serde_json::Value::Array(checks).to_string())
         .fetch_all(&mut *conn)
-        .await?
-        .first()
-        .map_or(0, |row| row.get(0));
-    if in_flight != ids.len() as i64 {
-        return Ok(Err(StoreError::NotInFlight(ids)));
+        .await?;
+    let mut results = Vec::with_capacity(commits.len());
+    let mut passed = Vec::new();
+    for (n, (commit, (unit, in_flight))) in commits.iter().zip(checked).enumerate() {
+        let ids: Vec<i64> = commit.item_ids().collect();
+        let result = if let Err(invalid) = commit
+            .completions
+            .iter()
+            .try_for_each(|c| validate::items(&c.follow_up, max_payload_bytes))
+        {
+            Err(invalid)
+        } else if let Some(unit) = unit {
+            if in_flight == ids.len() as i64 {
+                passed.push((n, unit));
+                Ok(Committed::Done)
+            } else {
+                Err(StoreError::NotInFlight(ids))
+            }
+        } else {
+            Err(StoreError::claim_lost(&commit.claim))
+        };
+        results.push(result);
     }
-    sqlx::query(include_str!("complete_items.sql"))
-        .bind(&claim.task_type)
-        .bind(&claim.work_unit_key)
-        .bind(claim.token)
-        .bind(&ids_json)
+    if passed.is_empty() {
+        return Ok(results);
+    }
+    let done: Vec<i64> = passed
+        .iter()
+        .flat_map(|&(n, _)| commits[n].item_ids())
+        .collect();
+    sqlx::query(include_str!("group_done.sql"))
+        .bind(serde_json::to_string(&done).expect("ids serialize"))
         .execute(&mut *conn)
         .await?;
-    for completion in &commit.completions {
-        sqlx::query(include_str!("insert_output.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(serde_json::to_string(&completion.item_ids).expect("ids serialize"))
-            .bind(completion.output.as_deref())
-            .bind(completion.call.as_deref())
-            .execute(&mut *conn)
-            .await?;
-        insert_items(conn, &completion.follow_up).await?;
-    }
-    if commit.release_if_drained {
-        let released = sqlx::query(include_str!("release_if_drained.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(claim.token)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if released > 0 {
-            return Ok(Ok(Committed::Released));
+    let outputs: Vec<serde_json::Value> = passed
+        .iter()
+        .flat_map(|&(n, _)| {
+            let commit = &commits[n];
+            commit.completions.iter().map(move |completion| {
+                serde_json::json!([
+                    commit.claim.task_type,
+                    commit.claim.work_unit_key,
+                    serde_json::to_string(&completion.item_ids).expect("ids serialize"),
+                    completion.output,
+                    completion.call,
+                ])
+            })
+        })
+        .collect();
+    sqlx::query(include_str!("group_outputs.sql"))
+        .bind(serde_json::Value::Array(outputs).to_string())
+        .execute(&mut *conn)
+        .await?;
+    for &(n, _) in &passed {
+        for completion in &commits[n].completions {
+            insert_items(conn, &completion.follow_up).await?;
         }
     }
-    Ok(Ok(Committed::Done))
+    let to_release: Vec<i64> = passed
+        .iter()
+        .filter(|&&(n, _)| commits[n].release_if_drained)
+        .map(|&(_, unit)| unit)
+        .collect();
+    if !to_release.is_empty() {
+        let released: Vec<i64> = sqlx::query_scalar(include_str!("group_release.sql"))
+            .bind(serde_json::to_string(&to_release).expect("ids serialize"))
+            .fetch_all(&mut *conn)
+            .await?;
+        for &(n, unit) in &passed {
+            if released.contains(&unit) {
+                results[n] = Ok(Committed::Released);
+            }
+        }
+    }
+    Ok(results)
 }
 
 /// Inserts items in input order (see [`InsertRun`]).
@@ -468,82 +590,53 @@ impl Store for SqliteStore {
         if task_types.is_empty() || max_units == 0 {
             return Ok(Vec::new());
         }
-        let gates: Vec<serde_json::Value> = task_types
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "task_type": c.task_type,
-                    "min_tokens": c.gate.min_tokens,
-                    "max_wait_ms": c.gate.max_wait.map(ms),
-                })
-            })
-            .collect();
         // The lease first, unless this store wrote it a moment ago: each
         // statement is a trip to SQLite's thread, as costly as the claim. No
         // transaction: a lease renewed for a claim that then found nothing is
         // harmless.
-        if !self.recent_leases.fresh(worker, lease) {
-            let now = std::time::Instant::now();
-            sqlx::query(include_str!("claim_lease.sql"))
-                .bind(worker)
-                .bind(ms(lease))
-                .execute(&self.writer)
-                .await?;
-            self.recent_leases.written(worker, now);
+        let mut conn = self.writer.acquire().await?;
+        self.claim_lease(&mut conn, worker, lease).await?;
+        claim(&mut conn, worker, task_types, max_units, max_suspects).await
+    }
+
+    async fn claim_batches(
+        &self,
+        worker: &str,
+        task_types: &[Claimable],
+        batches: &[BatchLimits],
+        max_units: u32,
+        max_suspects: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedBatch>> {
+        if task_types.is_empty() || max_units == 0 {
+            return Ok(Vec::new());
         }
-        let rows = sqlx::query(include_str!("claim.sql"))
-            .bind(worker)
-            .bind(super::token_base())
-            .bind(serde_json::Value::Array(gates).to_string())
-            .bind(i64::from(max_units))
-            .bind(i64::from(max_suspects))
-            .fetch_all(&self.writer)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Claimed {
-                claim: Claim {
-                    task_type: row.get(0),
-                    work_unit_key: row.get(1),
-                    token: row.get(2),
-                    worker: worker.to_string(),
-                },
-                suspect: row.get(3),
-            })
-            .collect())
+        // One transaction on the writer: the claim and every first fetch are
+        // written (and land) together.
+        let mut tx = self.immediate().await?;
+        let taken = async {
+            let conn = tx.conn();
+            self.claim_lease(conn, worker, lease).await?;
+            let claims = claim(conn, worker, task_types, max_units, max_suspects).await?;
+            let mut taken = Vec::with_capacity(claims.len());
+            for claimed in claims {
+                let n = task_types
+                    .iter()
+                    .position(|c| c.task_type == claimed.claim.task_type)
+                    .expect("units are claimed only of the task types asked for");
+                let limits = batches[n];
+                let items = fetch(conn, &claimed.claim, limits).await?;
+                taken.push(ClaimedBatch { claimed, items });
+            }
+            Ok(taken)
+        }
+        .await;
+        tx.finish(taken).await
     }
 
     async fn fetch_batch(&self, claim: &Claim, limits: BatchLimits) -> Result<Vec<Item>> {
-        // One row whatever the batch size: sqlx hands each row across from
-        // its SQLite thread separately, which cost more than the query.
-        let batch: Option<String> = sqlx::query_scalar(include_str!("fetch_batch.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(i64::from(limits.max_items.max(1)))
-            .bind(claim.token)
-            .bind(i64::try_from(limits.max_tokens).unwrap_or(i64::MAX))
-            .bind(&claim.worker)
-            .fetch_all(&self.writer)
-            .await?
-            .into_iter()
-            .next();
-        let batch = batch.ok_or_else(|| StoreError::claim_lost(claim))?;
-        let rows: Vec<(i64, String, u32, u32, i64)> =
-            serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        let mut items: Vec<Item> = rows
-            .into_iter()
-            .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
-                id,
-                task_type: claim.task_type.clone(),
-                work_unit_key: claim.work_unit_key.clone(),
-                payload,
-                tokens,
-                attempts,
-                created_at_ms,
-            })
-            .collect();
-        items.sort_by_key(|i| i.id);
-        Ok(items)
+        let mut conn = self.writer.acquire().await?;
+        fetch(&mut conn, claim, limits).await
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<Claim>> {

@@ -62,6 +62,13 @@ async fn wedge(db: TestStore, stuck_task: &str) {
         during.healthy,
         "a full pool is not an unhealthy host: {during:?}"
     );
+    // Nothing is claimed ahead while no slot frees up: the healthy units stay
+    // in the queue, where another host could take every one of them.
+    assert_eq!(
+        store.status().await.unwrap().claimed_units,
+        i64::from(SLOTS),
+        "units claimed behind the stuck ones"
+    );
 
     wait_until(
         "the healthy units are done and the stuck ones dead",
@@ -110,4 +117,70 @@ async fn spinning_guests_do_not_wedge_the_pool_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spinning_guests_do_not_wedge_the_pool_postgres() {
     wedge(stores::postgres().await, "spin").await;
+}
+
+/// Units claimed ahead of free slots while slots were turning over, then
+/// stuck behind calls that hang: they give their claims back instead of
+/// waiting out the hung calls' deadline.
+async fn claimed_ahead_units_go_back_when_slots_stop_freeing(db: TestStore) {
+    const SLOTS: u32 = 2;
+    let store = db.store.clone();
+    // In this order (the claim takes the oldest first): quick units that
+    // start the slots turning over, the stuck ones, then healthy ones that
+    // get claimed ahead behind them.
+    let batches = [
+        host::units("echo", "quick", SLOTS as usize),
+        host::units("hang-llm", "stuck", SLOTS as usize),
+        host::units("echo", "behind", 10),
+    ];
+    for batch in batches {
+        store.enqueue(&batch).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut config = host::fast_config(SLOTS);
+    config.lease = Duration::from_secs(5);
+    config
+        .tasks
+        .insert("hang-llm".into(), host::task(Duration::from_secs(60), 1));
+    let hang: Arc<dyn Outbound> = Arc::new(support::Hang);
+    let host = host::start(store.clone(), config, hang).await;
+
+    wait_until(
+        "the quick units are done",
+        Duration::from_secs(30),
+        || async { count(store.as_ref(), "echo", "done").await >= i64::from(SLOTS) },
+    )
+    .await;
+    wait_until(
+        "only the stuck units are held, by running calls",
+        Duration::from_secs(30),
+        || async {
+            store.status().await.unwrap().claimed_units == i64::from(SLOTS)
+                && host.units_in_flight() == SLOTS as usize
+        },
+    )
+    .await;
+    // The stuck calls are still running: it was the waiting units that gave
+    // their claims back, not a deadline that ended the stuck ones.
+    assert_eq!(
+        count(store.as_ref(), "hang-llm", "pending").await,
+        i64::from(SLOTS)
+    );
+    let behind = count(store.as_ref(), "echo", "pending").await;
+    assert!(
+        behind > 0,
+        "the units behind the stuck ones wait in the queue"
+    );
+    host.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(store.status().await.unwrap().claimed_units, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claimed_ahead_units_go_back_when_slots_stop_freeing_sqlite() {
+    claimed_ahead_units_go_back_when_slots_stop_freeing(stores::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claimed_ahead_units_go_back_when_slots_stop_freeing_postgres() {
+    claimed_ahead_units_go_back_when_slots_stop_freeing(stores::postgres().await).await;
 }

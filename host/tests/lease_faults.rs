@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use sluice::imports::{CallContext, Outbound};
 use sluice::runtime::bindings::{http, llm};
 use sluice::store::{
-    BatchLimits, Claim, Claimable, Claimed, ClaimedBatch, Commit, Committed, DeadFilter, DeadItem,
-    Enqueued, FailResult, Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store,
-    StoreError, StoredOutput, WorkSignal, WorkerInfo,
+    BatchLimits, Claim, Claimable, ClaimedBatch, Commit, Committed, DeadFilter, DeadItem, Enqueued,
+    FailResult, Failure, Item, NewItem, RetryPolicies, RetryPolicy, Status, Store, StoreError,
+    StoredOutput, WorkSignal, WorkerInfo,
 };
 use support::host::{self, count, wait_until};
 use support::stores::{self, TestStore};
@@ -294,18 +294,6 @@ impl Store for FlakyCompletions {
     async fn enqueue(&self, items: &[NewItem]) -> sluice::store::Result<Vec<Enqueued>> {
         self.inner.enqueue(items).await
     }
-    async fn claim_units(
-        &self,
-        worker: &str,
-        task_types: &[Claimable],
-        max_units: u32,
-        max_suspects: u32,
-        lease: Duration,
-    ) -> sluice::store::Result<Vec<Claimed>> {
-        self.inner
-            .claim_units(worker, task_types, max_units, max_suspects, lease)
-            .await
-    }
     async fn claim_batches(
         &self,
         worker: &str,
@@ -373,8 +361,8 @@ impl Store for FlakyCompletions {
             .fail_through(claim, through, failure, policy)
             .await
     }
-    async fn release(&self, claim: &Claim) -> sluice::store::Result<()> {
-        self.inner.release(claim).await
+    async fn release_all(&self, claims: &[Claim]) -> sluice::store::Result<Vec<bool>> {
+        self.inner.release_all(claims).await
     }
     async fn reap(
         &self,

@@ -975,6 +975,44 @@ mod cases {
         assert_eq!(batch[0].attempts, 0);
     }
 
+    /// A bulk release gives back every unit whose claim is still held, and
+    /// leaves a unit claimed again since (by another worker) with its owner.
+    pub async fn release_all_releases_only_the_claims_still_held(t: TestStore) {
+        let store = &*t.store;
+        for key in ["a", "b", "c"] {
+            store.enqueue(&[item("echo", key, "{}")]).await.unwrap();
+        }
+        let first = claim_one(store, "w", "echo").await;
+        let second = claim_one(store, "w", "echo").await;
+        let stale = claim_one(store, "w", "echo").await;
+        store.release(&stale).await.unwrap();
+        let taken = claim_one(store, "w2", "echo").await;
+        assert_eq!(taken.work_unit_key, stale.work_unit_key);
+
+        let released = store
+            .release_all(&[first.clone(), stale.clone(), second.clone()])
+            .await
+            .unwrap();
+        assert_eq!(released, vec![true, false, true]);
+        assert_eq!(store.status().await.unwrap().claimed_units, 1);
+        assert!(matches!(
+            store.release(&stale).await,
+            Err(StoreError::ClaimLost { .. })
+        ));
+        let mut again = Vec::new();
+        for _ in 0..2 {
+            let claim = claim_one(store, "w", "echo").await;
+            let batch = store.fetch_batch(&claim, ALL).await.unwrap();
+            assert_eq!(batch[0].attempts, 0);
+            again.push(claim.work_unit_key);
+        }
+        again.sort();
+        let mut expected = vec![first.work_unit_key, second.work_unit_key];
+        expected.sort();
+        assert_eq!(again, expected);
+        store.release(&taken).await.unwrap();
+    }
+
     /// Another process (a second `sluice status`, a producer) sees each write
     /// as soon as the call returns: nothing waits for the store's next use to
     /// be committed.
@@ -1612,6 +1650,7 @@ both_backends!(
     a_permanent_failure_dead_letters_at_once,
     a_key_that_keeps_losing_its_claim_is_quarantined,
     release_gives_the_unit_back_without_an_attempt,
+    release_all_releases_only_the_claims_still_held,
     writes_are_visible_elsewhere_as_soon_as_they_return,
     done_items_past_the_retention_are_deleted_and_nothing_else,
     outputs_past_their_retention_are_deleted_oldest_first_in_batches,

@@ -133,7 +133,18 @@ async fn work(store: Arc<dyn Store>, worker: String, seed: u64) -> u64 {
                     "held_until_ns": held_until.to_string(),
                 })
                 .to_string();
-                match store.complete(&claim, &ids, Some(&output), &[], None).await {
+                // As the host does: a unit row another transaction holds (a
+                // reaper taking this claim right now) is waited for, then the
+                // write is tried again and lands or finds the claim lost.
+                let completed = loop {
+                    match store.complete(&claim, &ids, Some(&output), &[], None).await {
+                        Err(StoreError::Contended(_)) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await
+                        }
+                        completed => break completed,
+                    }
+                };
+                match completed {
                     Ok(()) => {}
                     Err(StoreError::ClaimLost { .. }) => break,
                     Err(err) => panic!("{worker}: {err}"),

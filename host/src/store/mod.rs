@@ -166,6 +166,21 @@ impl RecentLeases {
     }
 }
 
+/// Which of `claims` a bulk release released, given the units and tokens
+/// its statement returned.
+pub(crate) fn released_of(claims: &[Claim], released: &[(String, String, i64)]) -> Vec<bool> {
+    claims
+        .iter()
+        .map(|claim| {
+            released.iter().any(|(task_type, key, token)| {
+                *token == claim.token
+                    && *task_type == claim.task_type
+                    && *key == claim.work_unit_key
+            })
+        })
+        .collect()
+}
+
 /// A fresh base for the claim tokens of one claim round trip: each unit the
 /// round claims gets the base plus a small number that differs between the
 /// round's units (its position, or its row id). A random 62-bit base leaves
@@ -204,11 +219,20 @@ pub struct Claimable {
 }
 
 /// How much of a unit one batch may take: at most `max_items` items and
-/// `max_tokens` tokens, but always at least one item.
+/// `max_tokens` tokens, but always at least one item. A claim
+/// ([`Store::claim_batches`]) with [`BatchLimits::NONE`] takes no batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
     pub max_items: u32,
     pub max_tokens: u64,
+}
+
+impl BatchLimits {
+    /// No batch at all: a claim alone.
+    pub const NONE: BatchLimits = BatchLimits {
+        max_items: 0,
+        max_tokens: 0,
+    };
 }
 
 /// One successful call's outcome: the items it completed, its output, the
@@ -508,12 +532,19 @@ pub trait Store: Send + Sync + 'static {
         max_units: u32,
         max_suspects: u32,
         lease: Duration,
-    ) -> Result<Vec<Claimed>>;
+    ) -> Result<Vec<Claimed>> {
+        let none = vec![BatchLimits::NONE; task_types.len()];
+        let claimed = self
+            .claim_batches(worker, task_types, &none, max_units, max_suspects, lease)
+            .await?;
+        Ok(claimed.into_iter().map(|c| c.claimed).collect())
+    }
 
     /// As [`Store::claim_units`], and takes each claimed unit's first batch
-    /// (within `batches[i]` for a unit of `task_types[i]`) in the same
-    /// durable write, so a unit costs no fetch of its own before its first
-    /// call. `batches` is as long as `task_types`.
+    /// (within `batches[i]` for a unit of `task_types[i]`; none for
+    /// [`BatchLimits::NONE`]) in the same durable write, so a unit costs no
+    /// fetch of its own before its first call. `batches` is as long as
+    /// `task_types`.
     async fn claim_batches(
         &self,
         worker: &str,
@@ -606,8 +637,21 @@ pub trait Store: Send + Sync + 'static {
         policy: &RetryPolicy,
     ) -> Result<FailResult>;
 
-    /// Gives the unit back without counting an attempt.
-    async fn release(&self, claim: &Claim) -> Result<()>;
+    /// Gives the unit back without counting an attempt
+    /// ([`StoreError::ClaimLost`] if the claim is not held).
+    async fn release(&self, claim: &Claim) -> Result<()> {
+        let released = self.release_all(std::slice::from_ref(claim)).await?;
+        if released.first() == Some(&true) {
+            Ok(())
+        } else {
+            Err(StoreError::claim_lost(claim))
+        }
+    }
+
+    /// Gives the units of `claims` back without counting an attempt, in one
+    /// write. Each release is fenced by its own claim: one whose claim
+    /// is not held changes nothing. Says, claim by claim, which were released.
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>>;
 
     /// Takes the claims of workers whose lease ran out: each counts as a
     /// failed call on the items it had in flight. Units of task types without

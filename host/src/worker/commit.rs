@@ -276,19 +276,22 @@ async fn release_if_ours(shared: &Shared, claim: &Claim) {
     shared.running.letting_go(claim);
     let _ = tokio::time::timeout(
         shared.config.heartbeat_interval,
-        shared.store.release(claim),
+        shared.group_commit.release(claim.clone()),
     )
     .await;
 }
 
-/// Gives the unit back without counting an attempt. Runs even after the unit
+/// Gives the unit back without counting an attempt, with whatever other
+/// units are being given back ([`super::group_commit`]). Runs even after the unit
 /// was cancelled (shutdown must not leave claims behind), bounded by the lease.
 pub(crate) async fn release(shared: &Shared, claim: &Claim) {
     shared.running.letting_go(claim);
     let never = Cancellation::never();
     let released = tokio::time::timeout(
         shared.config.lease,
-        persist(shared, &never, || shared.store.release(claim)),
+        persist(shared, &never, || {
+            shared.group_commit.release(claim.clone())
+        }),
     )
     .await;
     match released {

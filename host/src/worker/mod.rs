@@ -93,6 +93,9 @@ pub(crate) struct Shared {
     /// The suspect units among them, held to a share of the slots.
     pub(crate) suspects: Arc<suspects::Suspects>,
     pub(crate) running: Arc<Running>,
+    /// When a unit last freed its slot: the claim loop claims ahead only
+    /// while slots turn over.
+    pub(crate) turnover: pool::Turnover,
     /// Writes the completions of every slot together.
     pub(crate) group_commit: group_commit::GroupCommit,
     pub(crate) health: Arc<Health>,
@@ -154,6 +157,7 @@ impl Host {
             worker: parts.worker,
             plans: PlanSet::new(plans),
             running: Arc::new(Running::default()),
+            turnover: pool::Turnover::default(),
             group_commit,
             wake: Notify::new(),
             phase: watch::channel(Phase::Running).0,

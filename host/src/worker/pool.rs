@@ -1,8 +1,14 @@
-//! The claim loop: claims as many units as there are free slots plus a short
-//! queue of units that wait for the next free slot, each with its first batch
-//! ([`crate::store::Store::claim_batches`]); starts one unit task per claim;
-//! and sleeps with backoff and jitter when there is nothing to do, woken at
-//! once when work arrives or a unit ends.
+//! The claim loop: claims as many units as there are free slots plus, while
+//! units are ending, a short queue of units that wait for the next free slot,
+//! each with its first batch ([`crate::store::Store::claim_batches`]); starts
+//! one unit task per claim; and sleeps with backoff and jitter when there is
+//! nothing to do, woken at once when work arrives or a unit ends.
+//!
+//! A unit claimed ahead is work no other host can take, so the queue is only
+//! kept while slots turn over: with every slot held by a long call (a hung
+//! LLM, a slow provider) nothing is claimed ahead, and a unit already waiting
+//! gives its claim back once no slot has freed up for [`PATIENCE`]
+//! ([`Turnover`]). Healthy work never sits claimed behind stuck units.
 //!
 //! The loop ticks the health clock every time it goes round, including while
 //! every slot is busy (it then waits at most `poll_interval` for room),
@@ -14,7 +20,8 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
 use super::{Phase, Shared, heartbeat, unit};
@@ -115,18 +122,71 @@ async fn wait(shared: &Shared, at_most: Duration) {
     let _ = tokio::time::timeout(at_most, shared.wake.notified()).await;
 }
 
-/// How many more units to claim: enough for every free slot plus a few
-/// units waiting for a slot, so a slot that frees up starts its next unit at
-/// once, without a claim's round trip ([`CLAIM_AHEAD`]).
+/// How many more units to claim: enough for every free slot plus, while
+/// slots turn over, a few units waiting for a slot, so a slot that frees up
+/// starts its next unit at once, without a claim's round trip
+/// ([`CLAIM_AHEAD`]). While every slot is busy the waiting queue is topped
+/// up only once a quarter of it has gone: one claim for several units
+/// instead of a claim per unit that ends.
 fn room(shared: &Shared) -> usize {
     let slots = shared.config.slots as usize;
-    (slots + slots.min(CLAIM_AHEAD)).saturating_sub(shared.running.len())
+    let held = shared.running.len();
+    if !shared.turnover.ended_within(PATIENCE) {
+        return slots.saturating_sub(held);
+    }
+    let ahead = slots.min(CLAIM_AHEAD);
+    let room = (slots + ahead).saturating_sub(held);
+    if held < slots || room >= (ahead / 4).max(1) {
+        room
+    } else {
+        0
+    }
 }
 
 /// At most this many units wait for a slot (fewer with fewer slots). Their
 /// claims are held by the heartbeat like running ones; waiting, they keep
 /// the units from other hosts, so the queue stays short.
 const CLAIM_AHEAD: usize = 64;
+
+/// How long slots may go without one freeing up before units stop being
+/// claimed ahead and those waiting give their claims back: far longer than
+/// a queue of [`CLAIM_AHEAD`] units waits while calls end at any useful rate,
+/// far shorter than any call deadline.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(1);
+
+/// When a unit last ended (and freed its slot), for the claim-ahead queue.
+pub(crate) struct Turnover {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last end, plus one (0: none yet).
+    last_end: AtomicU64,
+}
+
+impl Default for Turnover {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_end: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Turnover {
+    pub(crate) fn unit_ended(&self) {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        self.last_end.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether a unit ended within `within` of now.
+    pub(crate) fn ended_within(&self, within: Duration) -> bool {
+        match self.last_end.load(Ordering::Relaxed) {
+            0 => false,
+            last => {
+                let since = (self.origin.elapsed().as_millis() as u64 + 1).saturating_sub(last);
+                since <= within.as_millis() as u64
+            }
+        }
+    }
+}
 
 fn start_unit(shared: &Arc<Shared>, claimed: ClaimedBatch) {
     let ClaimedBatch {

@@ -21,7 +21,7 @@ use tracing::Instrument;
 use super::commit::{self, Judged, Next};
 use super::running::{Predecessor, Registered, UnitCancel};
 use super::{Phase, Shared, TaskPlan};
-use super::{suspects, unavailable};
+use super::{pool, suspects, unavailable};
 use crate::outbound::{Usage, UsageMeter};
 use crate::runtime::bindings::types::WorkItem;
 use crate::runtime::{CallRequest, PluginMode};
@@ -43,15 +43,27 @@ pub(crate) async fn run(
         // cancelled; it ends within moments. Never run a unit twice at once.
         predecessor.ended().await;
     }
-    let Some(permit) = slot(&shared, &cancel).await else {
-        // Shutting down before a slot came free: give the unit back. (A
-        // claim lost meanwhile is no longer ours to give.)
-        if shared.phase() != Phase::Running {
-            commit::release(&shared, &claim).await;
+    let permit = match slot(&shared, &cancel).await {
+        Ok(permit) => permit,
+        Err(no_slot) => {
+            // Shutting down before a slot came free, or no slot came free for
+            // a while: give the unit back. (A claim lost meanwhile is no
+            // longer ours to give.)
+            let stalled = no_slot == NoSlot::Stalled;
+            if stalled || shared.phase() != Phase::Running {
+                if stalled {
+                    tracing::debug!(
+                        task_type = %claim.task_type,
+                        key = %claim.work_unit_key,
+                        "no slot came free; giving back a unit claimed ahead"
+                    );
+                }
+                commit::release(&shared, &claim).await;
+            }
+            drop(registered);
+            shared.wake.notify_one();
+            return;
         }
-        drop(registered);
-        shared.wake.notify_one();
-        return;
     };
     let started = Instant::now();
     let plans = shared.plans.current();
@@ -80,20 +92,39 @@ pub(crate) async fn run(
     // so it sees the slot free.
     drop(registered);
     drop(permit);
+    shared.turnover.unit_ended();
     shared.wake.notify_one();
 }
 
 /// Waits for a free slot: a unit claimed ahead (see [`super::pool`]) starts
-/// the moment one frees up. None if the host starts shutting down or the
-/// claim is lost first.
-async fn slot(shared: &Shared, cancel: &UnitCancel) -> Option<OwnedSemaphorePermit> {
+/// the moment one frees up.
+async fn slot(shared: &Shared, cancel: &UnitCancel) -> Result<OwnedSemaphorePermit, NoSlot> {
     let mut phase = shared.phase.subscribe();
-    tokio::select! {
-        biased;
-        _ = phase.wait_for(|phase| *phase != Phase::Running) => None,
-        _ = cancel.write.clone().cancelled() => None,
-        permit = shared.slots.clone().acquire_owned() => permit.ok(),
+    let acquire = shared.slots.clone().acquire_owned();
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            biased;
+            _ = phase.wait_for(|phase| *phase != Phase::Running) => return Err(NoSlot::Stopped),
+            _ = cancel.write.clone().cancelled() => return Err(NoSlot::Stopped),
+            permit = &mut acquire => return permit.map_err(|_| NoSlot::Stopped),
+            _ = tokio::time::sleep(pool::PATIENCE) => {
+                if !shared.turnover.ended_within(pool::PATIENCE) {
+                    return Err(NoSlot::Stalled);
+                }
+            }
+        }
     }
+}
+
+/// Why a unit claimed ahead did not get a slot.
+#[derive(Debug, PartialEq, Eq)]
+enum NoSlot {
+    /// The host started shutting down, or the claim was lost.
+    Stopped,
+    /// No slot of this host freed up for [`pool::PATIENCE`]: the slots are
+    /// held by long calls, and the unit is better off back in the queue.
+    Stalled,
 }
 
 /// Runs the unit's batches, starting with `first` (taken with the claim).

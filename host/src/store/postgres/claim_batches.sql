@@ -1,10 +1,22 @@
--- Claims units as claim.sql does ($1 to $7 mean the same) and takes each
--- claimed unit's first batch as fetch_batch.sql would: at most $8 items and
--- $9 tokens for a unit of task type $2[i] (always at least one item, fewer
--- while the unit narrows after a failed batch, none past an item not yet
--- due). One statement: a unit costs no fetch of its own before its first
--- call. Returns the claims with their batches as JSON arrays of
--- [id, payload (as a string), tokens, attempts, created_at_ms].
+-- Claims up to $5 ready units of the task types in $2 (with gates $3 min
+-- tokens and $4 max wait ms, NULL when off) for worker $1, at most $7 of them
+-- suspects (their last attempt timed out or trapped); paused task types
+-- are skipped. Claim tokens are $6 + 1, $6 + 2, ... ($6 is random, fresh for
+-- each call).
+--
+-- Takes each claimed unit's first batch as fetch_batch.sql would: at most $8
+-- items and $9 tokens for a unit of task type $2[i] (at least one item unless
+-- $8 is 0, which claims without a batch; fewer while the unit narrows after a
+-- failed batch; none past an item not yet due). One statement: a unit costs
+-- no fetch of its own before its first call. Returns the claims with their
+-- batches as JSON arrays of [id, payload (as a string), tokens, attempts,
+-- created_at_ms].
+--
+-- Per task type, an ordered walk of sluice_units_ready that stops at the
+-- limit (LATERAL … LIMIT), so the cost does not depend on the backlog and
+-- the plan does not depend on fresh statistics. SKIP LOCKED lets concurrent
+-- claimers pass each other (and a producer's open transaction) instead of
+-- queueing.
 WITH candidates AS (
     SELECT c.task_type, c.work_unit_key, c.available_at_ms, c.suspect,
            c.narrow_to, c.narrow_through, g.max_items, g.max_tokens

@@ -147,7 +147,8 @@ impl PostgresStore {
 
     /// One group commit's transaction: the commits whose follow-ups are
     /// valid go into one statement ([`commit.sql`]); the follow-ups of those
-    /// that landed are enqueued after it, in order.
+    /// that landed are enqueued after it, in order. Without follow-ups the
+    /// statement is the whole transaction.
     async fn commit_together(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>> {
         let mut results: Vec<Option<Result<Committed>>> = commits
             .iter()
@@ -167,17 +168,30 @@ impl PostgresStore {
             return Ok(results.into_iter().flatten().collect());
         }
         let arrays = GroupArrays::new(valid.iter().map(|&n| &commits[n]));
-        let mut tx = self.pool.begin().await?;
-        let written = write_group(&mut tx, commits, &valid, arrays, &mut results).await;
-        // Roll back at once on failure: a transaction merely dropped is
-        // rolled back when its connection is next used, and until then it
-        // holds its unit rows, which the commits' retries would find busy.
-        match written {
-            Ok(()) => tx.commit().await?,
-            Err(err) => {
-                let _ = tx.rollback().await;
-                return Err(err);
+        let follow_ups = valid.iter().any(|&n| {
+            commits[n]
+                .completions
+                .iter()
+                .any(|c| !c.follow_up.is_empty())
+        });
+        if follow_ups {
+            let mut tx = self.pool.begin().await?;
+            let written = write_group(&mut tx, commits, &valid, arrays, &mut results).await;
+            // Roll back at once on failure: a transaction merely dropped is
+            // rolled back when its connection is next used, and until then it
+            // holds its unit rows, which the commits' retries would find busy.
+            match written {
+                Ok(()) => tx.commit().await?,
+                Err(err) => {
+                    let _ = tx.rollback().await;
+                    return Err(err);
+                }
             }
+        } else {
+            // One statement is a transaction of its own: no BEGIN and COMMIT
+            // round trips, two thirds of a group's.
+            let mut conn = self.pool.acquire().await?;
+            write_group(&mut conn, commits, &valid, arrays, &mut results).await?;
         }
         Ok(results
             .into_iter()
@@ -249,7 +263,7 @@ async fn fenced(tx: &mut Transaction<'static, Postgres>, claim: &Claim) -> Resul
 /// Runs [`commit.sql`] for the `valid` commits and enqueues the follow-ups of
 /// those that landed, recording each commit's result.
 async fn write_group(
-    tx: &mut Transaction<'static, Postgres>,
+    conn: &mut PgConnection,
     commits: &[Commit],
     valid: &[usize],
     arrays: GroupArrays<'_>,
@@ -266,7 +280,7 @@ async fn write_group(
         .bind(arrays.calls)
         .bind(arrays.item_ids)
         .bind(arrays.item_completion)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     for row in rows {
         let n = valid[usize::try_from(row.get::<i64, _>(0) - 1).expect("1-based")];
@@ -284,7 +298,7 @@ async fn write_group(
         };
         if result.is_ok() {
             for completion in &commit.completions {
-                insert_items(tx, &completion.follow_up).await?;
+                insert_items(conn, &completion.follow_up).await?;
             }
         }
         results[n] = Some(result);
@@ -332,24 +346,18 @@ impl<'a> GroupArrays<'a> {
 }
 
 /// Inserts items in input order (see [`InsertRun`]).
-async fn insert_items(
-    tx: &mut Transaction<'static, Postgres>,
-    items: &[NewItem],
-) -> Result<Vec<Enqueued>> {
+async fn insert_items(conn: &mut PgConnection, items: &[NewItem]) -> Result<Vec<Enqueued>> {
     let mut out = Vec::with_capacity(items.len());
     for run in insert_runs(items) {
         match run {
-            InsertRun::Bulk(run) => out.extend(insert_bulk(tx, run).await?),
-            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(tx, item).await?),
+            InsertRun::Bulk(run) => out.extend(insert_bulk(conn, run).await?),
+            InsertRun::Deduplicated(item) => out.push(insert_deduplicated(conn, item).await?),
         }
     }
     Ok(out)
 }
 
-async fn insert_bulk(
-    tx: &mut Transaction<'static, Postgres>,
-    items: &[NewItem],
-) -> Result<Vec<Enqueued>> {
+async fn insert_bulk(conn: &mut PgConnection, items: &[NewItem]) -> Result<Vec<Enqueued>> {
     let column = |f: fn(&NewItem) -> &str| items.iter().map(f).collect::<Vec<_>>();
     let tokens: Vec<i64> = items.iter().map(|i| i64::from(i.tokens)).collect();
     let (run_after, delay): (Vec<_>, Vec<_>) =
@@ -361,7 +369,7 @@ async fn insert_bulk(
         .bind(tokens)
         .bind(run_after)
         .bind(delay)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     // Ids were assigned in input order; RETURNING's order is not promised.
     ids.sort_unstable();
@@ -374,10 +382,7 @@ async fn insert_bulk(
         .collect())
 }
 
-async fn insert_deduplicated(
-    tx: &mut Transaction<'static, Postgres>,
-    item: &NewItem,
-) -> Result<Enqueued> {
+async fn insert_deduplicated(conn: &mut PgConnection, item: &NewItem) -> Result<Enqueued> {
     // The pending original can finish between the insert that found it and
     // the lookup of its id; then the key is free and the insert is retried.
     loop {
@@ -389,7 +394,7 @@ async fn insert_deduplicated(
             .bind(&item.dedupe_key)
             .bind(RunAfter::columns(item.run_after).0)
             .bind(RunAfter::columns(item.run_after).1)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
         if let Some(id) = inserted {
             return Ok(Enqueued {
@@ -400,7 +405,7 @@ async fn insert_deduplicated(
         let original: Option<i64> = sqlx::query_scalar(include_str!("find_duplicate.sql"))
             .bind(&item.task_type)
             .bind(&item.dedupe_key)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
         if let Some(id) = original {
             return Ok(Enqueued {
@@ -560,32 +565,6 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn claim_units(
-        &self,
-        worker: &str,
-        task_types: &[Claimable],
-        max_units: u32,
-        max_suspects: u32,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>> {
-        if task_types.is_empty() || max_units == 0 {
-            return Ok(Vec::new());
-        }
-        let gates = GateArrays::new(task_types);
-        self.claim_lease(worker, lease).await?;
-        let rows = custom_plan(include_str!("claim.sql"))
-            .bind(worker)
-            .bind(gates.names)
-            .bind(gates.min_tokens)
-            .bind(gates.max_wait)
-            .bind(i64::from(max_units))
-            .bind(super::token_base())
-            .bind(i64::from(max_suspects))
-            .fetch_all(&self.lease_traffic)
-            .await?;
-        Ok(rows.iter().map(|row| claimed(worker, row)).collect())
-    }
-
     async fn claim_batches(
         &self,
         worker: &str,
@@ -599,10 +578,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let gates = GateArrays::new(task_types);
-        let max_items: Vec<i64> = batches
-            .iter()
-            .map(|b| i64::from(b.max_items.max(1)))
-            .collect();
+        let max_items: Vec<i64> = batches.iter().map(|b| i64::from(b.max_items)).collect();
         let max_tokens: Vec<i64> = batches
             .iter()
             .map(|b| i64::try_from(b.max_tokens).unwrap_or(i64::MAX))
@@ -703,20 +679,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn release(&self, claim: &Claim) -> Result<()> {
-        let released = sqlx::query(include_str!("release.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(claim.token)
-            .bind(&claim.worker)
-            .bind(0_i64)
-            .bind(None::<i32>)
-            .bind(None::<i64>)
-            .fetch_optional(&self.lease_traffic)
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&Claim) -> &str| claims.iter().map(f).collect::<Vec<&str>>();
+        let released: Vec<(String, String, i64)> = sqlx::query_as(include_str!("release_all.sql"))
+            .bind(column(|c| &c.task_type))
+            .bind(column(|c| &c.work_unit_key))
+            .bind(claims.iter().map(|c| c.token).collect::<Vec<i64>>())
+            .bind(column(|c| &c.worker))
+            .fetch_all(&self.lease_traffic)
             .await?;
-        released
-            .map(|_| ())
-            .ok_or_else(|| StoreError::claim_lost(claim))
+        Ok(super::released_of(claims, &released))
     }
 
     async fn reap(&self, policies: &RetryPolicies, except_worker: Option<&str>) -> Result<u64> {

@@ -203,7 +203,7 @@ fn filter_binds(filter: Option<&DeadFilter>) -> (Option<i64>, Option<String>, Op
     }
 }
 
-/// Claims up to `max_units` ready units (see [`Store::claim_units`]).
+/// Claims up to `max_units` ready units (see [`Store::claim_batches`]).
 async fn claim(
     conn: &mut SqliteConnection,
     worker: &str,
@@ -579,26 +579,6 @@ impl Store for SqliteStore {
         tx.finish(out).await
     }
 
-    async fn claim_units(
-        &self,
-        worker: &str,
-        task_types: &[Claimable],
-        max_units: u32,
-        max_suspects: u32,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>> {
-        if task_types.is_empty() || max_units == 0 {
-            return Ok(Vec::new());
-        }
-        // The lease first, unless this store wrote it a moment ago: each
-        // statement is a trip to SQLite's thread, as costly as the claim. No
-        // transaction: a lease renewed for a claim that then found nothing is
-        // harmless.
-        let mut conn = self.writer.acquire().await?;
-        self.claim_lease(&mut conn, worker, lease).await?;
-        claim(&mut conn, worker, task_types, max_units, max_suspects).await
-    }
-
     async fn claim_batches(
         &self,
         worker: &str,
@@ -625,7 +605,11 @@ impl Store for SqliteStore {
                     .position(|c| c.task_type == claimed.claim.task_type)
                     .expect("units are claimed only of the task types asked for");
                 let limits = batches[n];
-                let items = fetch(conn, &claimed.claim, limits).await?;
+                let items = if limits == BatchLimits::NONE {
+                    Vec::new()
+                } else {
+                    fetch(conn, &claimed.claim, limits).await?
+                };
                 taken.push(ClaimedBatch { claimed, items });
             }
             Ok(taken)
@@ -707,21 +691,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release(&self, claim: &Claim) -> Result<()> {
-        let released = sqlx::query(include_str!("release.sql"))
-            .bind(&claim.task_type)
-            .bind(&claim.work_unit_key)
-            .bind(claim.token)
-            .bind(&claim.worker)
-            .bind(0_i64)
-            .bind(None::<i64>)
-            .bind(None::<i64>)
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<serde_json::Value> = claims
+            .iter()
+            .map(|c| serde_json::json!([c.task_type, c.work_unit_key, c.token, c.worker]))
+            .collect();
+        let released: Vec<(String, String, i64)> = sqlx::query_as(include_str!("release_all.sql"))
+            .bind(serde_json::Value::Array(rows).to_string())
             .fetch_all(&self.writer)
             .await?;
-        if released.is_empty() {
-            return Err(StoreError::claim_lost(claim));
-        }
-        Ok(())
+        Ok(super::released_of(claims, &released))
     }
 
     async fn reap(&self, policies: &RetryPolicies, except_worker: Option<&str>) -> Result<u64> {

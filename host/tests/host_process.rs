@@ -249,7 +249,28 @@ async fn kill_9_of_one_of_three_hosts_loses_nothing_and_doubles_nothing() {
     while victim_claims().await.is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let victim_sessions = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(format!("sluice {victim_pid}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        victim_sessions().await > 0,
+        "a host's sessions are named for its process in pg_stat_activity"
+    );
     victim.kill9();
+    // A statement the victim sent before it died still runs to its end on the
+    // server; its sessions end once it has. Only then is what it holds final.
+    wait_until(
+        "the killed host's sessions end",
+        Duration::from_secs(30),
+        || async { victim_sessions().await == 0 },
+    )
+    .await;
     // What the dead host still holds, and which of those units had work left.
     let held: Vec<(String, i64)> = sqlx::query_as::<_, (String, i64, i64)>(
         "SELECT work_unit_key, claim_token, pending_count FROM sluice_units

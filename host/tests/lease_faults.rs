@@ -361,7 +361,10 @@ impl Store for FlakyCompletions {
             .fail_through(claim, through, failure, policy)
             .await
     }
-    async fn release_all(&self, claims: &[Claim]) -> sluice::store::Result<Vec<bool>> {
+    async fn release_all(
+        &self,
+        claims: &[Claim],
+    ) -> sluice::store::Result<Vec<sluice::store::Result<()>>> {
         self.inner.release_all(claims).await
     }
     async fn reap(

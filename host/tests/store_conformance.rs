@@ -77,6 +77,59 @@ async fn enqueue_echo(store: &dyn Store, keys: &[&str]) -> Vec<i64> {
         .collect()
 }
 
+/// Each unit's stored pending count, pending tokens and oldest pending time,
+/// by key.
+type UnitCounts = Vec<(String, i64, i64, Option<i64>)>;
+
+async fn unit_counts(url: &str) -> UnitCounts {
+    unit_rows(
+        url,
+        "SELECT work_unit_key, pending_count, pending_tokens, oldest_pending_ms
+           FROM sluice_units ORDER BY work_unit_key",
+    )
+    .await
+}
+
+/// [`unit_counts`] as the items say they should be.
+async fn recounted(url: &str) -> UnitCounts {
+    unit_rows(
+        url,
+        "SELECT u.work_unit_key,
+                (SELECT count(*) FROM sluice_items i
+                  WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                    AND i.state = 'pending'),
+                (SELECT CAST(coalesce(sum(i.tokens), 0) AS bigint) FROM sluice_items i
+                  WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                    AND i.state = 'pending'),
+                (SELECT i.created_at_ms FROM sluice_items i
+                  WHERE i.task_type = u.task_type AND i.work_unit_key = u.work_unit_key
+                    AND i.state = 'pending' ORDER BY i.id LIMIT 1)
+           FROM sluice_units u ORDER BY u.work_unit_key",
+    )
+    .await
+}
+
+async fn unit_rows(url: &str, sql: &'static str) -> UnitCounts {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+    }
+}
+
+/// Runs `sql` as a producer would, on a connection of its own.
+async fn raw_sql(url: &str, sql: &'static str) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+}
+
 fn count(status: &sluice::store::Status, task_type: &str, state: &str) -> i64 {
     status
         .depths
@@ -993,7 +1046,13 @@ mod cases {
             .release_all(&[first.clone(), stale.clone(), second.clone()])
             .await
             .unwrap();
-        assert_eq!(released, vec![true, false, true]);
+        assert!(released[0].is_ok(), "{released:?}");
+        assert!(
+            matches!(&released[1], Err(StoreError::ClaimLost { .. })),
+            "{released:?}"
+        );
+        assert!(released[2].is_ok(), "{released:?}");
+        assert_eq!(released.len(), 3);
         assert_eq!(store.status().await.unwrap().claimed_units, 1);
         assert!(matches!(
             store.release(&stale).await,
@@ -1469,6 +1528,118 @@ mod cases {
         assert_eq!(store.fetch_batch(&new, ALL).await.unwrap()[0].attempts, 1);
     }
 
+    pub async fn unit_rows_count_what_is_pending_through_commits_failures_and_plain_sql(
+        t: TestStore,
+    ) {
+        let store = &*t.store;
+        let with_tokens = |key: &str, tokens: u32| NewItem {
+            tokens,
+            ..item("echo", key, "{}")
+        };
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                with_tokens("a", 5),
+                with_tokens("a", 7),
+                with_tokens("a", 11),
+                with_tokens("b", 1),
+                with_tokens("b", 2),
+                with_tokens("c", 4),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(unit_counts(&t.url).await, recounted(&t.url).await);
+        let mut claims = std::collections::BTreeMap::new();
+        for claim in store
+            .claim("w", &claimable("echo"), 3, LEASE)
+            .await
+            .unwrap()
+        {
+            store.fetch_batch(&claim, ALL).await.unwrap();
+            claims.insert(claim.work_unit_key.clone(), claim);
+        }
+        let done = |ids: &[i64], follow_up: Vec<NewItem>| Completion {
+            item_ids: ids.to_vec(),
+            output: None,
+            follow_up,
+            call: None,
+        };
+        let results = store
+            .commit(&[
+                // Part of a: a keeps its claim and the rest of its items.
+                Commit {
+                    claim: claims["a"].clone(),
+                    completions: vec![done(&[ids[0]], vec![])],
+                    release_if_drained: true,
+                },
+                // All of b, released.
+                Commit {
+                    claim: claims["b"].clone(),
+                    completions: vec![done(&[ids[3]], vec![]), done(&[ids[4]], vec![])],
+                    release_if_drained: true,
+                },
+                // c, with a follow-up for a new unit d in the same transaction.
+                Commit {
+                    claim: claims["c"].clone(),
+                    completions: vec![done(&[ids[5]], vec![with_tokens("d", 13)])],
+                    release_if_drained: false,
+                },
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Ok(Committed::Done)), "{results:?}");
+        assert!(matches!(results[1], Ok(Committed::Released)), "{results:?}");
+        assert!(matches!(results[2], Ok(Committed::Done)), "{results:?}");
+        let after_commit = unit_counts(&t.url).await;
+        assert_eq!(
+            after_commit,
+            recounted(&t.url).await,
+            "after a group commit"
+        );
+        assert_eq!(
+            after_commit
+                .iter()
+                .map(|(key, count, tokens, _)| (key.as_str(), *count, *tokens))
+                .collect::<Vec<_>>(),
+            [("a", 2, 18), ("b", 0, 0), ("c", 0, 0), ("d", 1, 13)],
+        );
+
+        // A failure that dead-letters a's head item goes through the other path.
+        let dead = store
+            .fail_through(
+                &claims["a"],
+                ids[1],
+                &Failure::Permanent("boom".into()),
+                &fast_policy(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(dead, FailResult::DeadLettered(ids[1]));
+        assert_eq!(
+            unit_counts(&t.url).await,
+            recounted(&t.url).await,
+            "after a failure"
+        );
+
+        // A producer finishing c's follow-up with plain SQL is counted too.
+        raw_sql(
+            &t.url,
+            "UPDATE sluice_items SET state = 'done' WHERE work_unit_key = 'd' AND state = 'pending'",
+        )
+        .await;
+        let after_sql = unit_counts(&t.url).await;
+        assert_eq!(after_sql, recounted(&t.url).await, "after plain SQL");
+        assert_eq!(
+            after_sql
+                .iter()
+                .map(|(key, count, tokens, _)| (key.as_str(), *count, *tokens))
+                .collect::<Vec<_>>(),
+            [("a", 1, 11), ("b", 0, 0), ("c", 0, 0), ("d", 0, 0)],
+        );
+    }
+
     pub async fn a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate(
         t: TestStore,
     ) {
@@ -1663,6 +1834,7 @@ both_backends!(
     a_restarted_worker_does_not_renew_its_previous_runs_claims,
     idle_workers_and_empty_units_are_forgotten,
     a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate,
+    unit_rows_count_what_is_pending_through_commits_failures_and_plain_sql,
     the_reaper_leaves_task_types_it_has_no_policy_for,
     migrations_are_embedded_and_idempotent,
 );

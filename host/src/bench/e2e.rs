@@ -144,8 +144,21 @@ async fn drain(
         },
     })
     .await?;
+    // The store's status reads every item, which would load the store being
+    // measured if it were polled throughout, so it only confirms what the
+    // host's own count of units in flight suggests: that the work is done.
+    let mut in_flight = host.watch_units_in_flight();
     loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(3_600),
+            "the queue did not drain within an hour"
+        );
+        let idle = in_flight.wait_for(|units| *units == 0);
+        match tokio::time::timeout(Duration::from_millis(250), idle).await {
+            Err(_) => continue,
+            Ok(Err(_)) => anyhow::bail!("the host stopped before the queue drained"),
+            Ok(Ok(_)) => {}
+        }
         let status = store.status().await?;
         let pending: i64 = status
             .depths
@@ -156,10 +169,8 @@ async fn drain(
         if pending == 0 && status.claimed_units == 0 {
             break;
         }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(3_600),
-            "the queue did not drain within an hour"
-        );
+        // Idle between units, or not started yet: look again shortly.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
     host.shutdown(Duration::from_secs(10)).await;

@@ -166,17 +166,19 @@ impl RecentLeases {
     }
 }
 
-/// Which of `claims` a bulk release released, given the units and tokens
-/// its statement returned.
-pub(crate) fn released_of(claims: &[Claim], released: &[(String, String, i64)]) -> Vec<bool> {
+/// What became of each of `claims` in a bulk release, given the units and
+/// tokens its statement returned: released, or [`StoreError::ClaimLost`].
+pub(crate) fn released_of(claims: &[Claim], released: &[(String, String, i64)]) -> Vec<Result<()>> {
     claims
         .iter()
         .map(|claim| {
-            released.iter().any(|(task_type, key, token)| {
+            let held = released.iter().any(|(task_type, key, token)| {
                 *token == claim.token
                     && *task_type == claim.task_type
                     && *key == claim.work_unit_key
-            })
+            });
+            held.then_some(())
+                .ok_or_else(|| StoreError::claim_lost(claim))
         })
         .collect()
 }
@@ -640,18 +642,17 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the unit back without counting an attempt
     /// ([`StoreError::ClaimLost`] if the claim is not held).
     async fn release(&self, claim: &Claim) -> Result<()> {
-        let released = self.release_all(std::slice::from_ref(claim)).await?;
-        if released.first() == Some(&true) {
-            Ok(())
-        } else {
-            Err(StoreError::claim_lost(claim))
-        }
+        self.release_all(std::slice::from_ref(claim))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::claim_lost(claim)))
     }
 
     /// Gives the units of `claims` back without counting an attempt, in one
-    /// write. Each release is fenced by its own claim: one whose claim
-    /// is not held changes nothing. Says, claim by claim, which were released.
-    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>>;
+    /// write. Each release is fenced by its own claim: one whose claim is not
+    /// held changes nothing and is answered [`StoreError::ClaimLost`]. The
+    /// answers are in the order of `claims`.
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<Result<()>>>;
 
     /// Takes the claims of workers whose lease ran out: each counts as a
     /// failed call on the items it had in flight. Units of task types without

@@ -89,17 +89,7 @@ async fn run(store: Arc<dyn Store>, mut requests: mpsc::UnboundedReceiver<Reques
             answer(group.commit_replies, written);
         }
         if !group.releases.is_empty() {
-            let released = store.release_all(&group.releases).await.map(|released| {
-                group
-                    .releases
-                    .iter()
-                    .zip(released)
-                    .map(|(claim, held)| {
-                        held.then_some(())
-                            .ok_or_else(|| StoreError::claim_lost(claim))
-                    })
-                    .collect()
-            });
+            let released = store.release_all(&group.releases).await;
             answer(group.release_replies, released);
         }
     }

@@ -141,21 +141,21 @@ async fn publish_flow(shared: &Shared, within: Duration, published: &mut String)
 /// have seen it orphaned; the first sighting may be a claim its unit task has
 /// not registered yet. Returns this heartbeat's orphans, for the next one.
 async fn release_orphans(shared: &Shared, held: Vec<Claim>, suspects: &[Claim]) -> Vec<Claim> {
-    let mut orphans = Vec::new();
-    for claim in held {
-        if shared.running.contains(&claim) {
-            continue;
-        }
-        if suspects.contains(&claim) {
-            tracing::warn!(
-                task_type = %claim.task_type,
-                work_unit_key = %claim.work_unit_key,
-                "releasing a claim no unit task works on"
-            );
-            let _ = shared.store.release(&claim).await;
-        } else {
-            orphans.push(claim);
-        }
+    let (confirmed, orphans): (Vec<Claim>, Vec<Claim>) = held
+        .into_iter()
+        .filter(|claim| !shared.running.contains(claim))
+        .partition(|claim| suspects.contains(claim));
+    for claim in &confirmed {
+        tracing::warn!(
+            task_type = %claim.task_type,
+            work_unit_key = %claim.work_unit_key,
+            "releasing a claim no unit task works on"
+        );
+    }
+    if !confirmed.is_empty() {
+        // A claim lost meanwhile needs no release; the next heartbeat retries
+        // a failed write.
+        let _ = shared.store.release_all(&confirmed).await;
     }
     orphans
 }

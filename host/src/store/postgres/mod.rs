@@ -104,9 +104,14 @@ impl PostgresStore {
             url: crate::config::redact_url(url),
             cause,
         };
-        let connect = PgConnectOptions::from_str(url)
+        let mut connect = PgConnectOptions::from_str(url)
             .map_err(connect_error)?
             .options([NO_BITMAP_SCANS]);
+        // So that `pg_stat_activity` tells which process a session is of
+        // (unless the URL names the application itself).
+        if connect.get_application_name().is_none() {
+            connect = connect.application_name(&format!("sluice {}", std::process::id()));
+        }
         // Migrations wait for other hosts' migrations and for DDL locks as
         // long as they must; every other session gives up on a lock.
         let migrations = PgPoolOptions::new()
@@ -679,7 +684,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>> {
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<Result<()>>> {
         if claims.is_empty() {
             return Ok(Vec::new());
         }

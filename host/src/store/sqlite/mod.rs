@@ -691,7 +691,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<bool>> {
+    async fn release_all(&self, claims: &[Claim]) -> Result<Vec<Result<()>>> {
         if claims.is_empty() {
             return Ok(Vec::new());
         }

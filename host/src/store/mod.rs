@@ -587,6 +587,8 @@ pub trait Store: Send + Sync + 'static {
     /// the others. A write the database refuses is retried commit by commit,
     /// so only the commit it belongs to reports [`StoreError::Refused`]. The
     /// outer error means nothing was written (the database is unavailable).
+    /// A claim appears in at most one of `commits` (its completions go in
+    /// one [`Commit`]); a unit task waits for its commit before the next.
     async fn commit(&self, commits: &[Commit]) -> Result<Vec<Result<Committed>>>;
 
     /// Marks `item_ids` done, stores `output` against them and enqueues

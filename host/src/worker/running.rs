@@ -246,10 +246,12 @@ impl Running {
     }
 
     /// Cancels (call and write) units registered before `checked_at` whose
-    /// claim is not in `held`. Returns how many claims were lost: units that
-    /// were being given back are cancelled too (harmless: no call runs), but
-    /// not counted or reported, since their own write most likely ended the
-    /// claim.
+    /// claim is not in `held`. Returns how many claims were lost. Units that
+    /// were being given back have their call cancelled but not their write,
+    /// and are not counted or reported: their own write most likely ended
+    /// the claim, and cancelling it would report a landed outcome as given
+    /// up. Their write is fenced, so if the claim was truly lost it lands
+    /// nothing and says so.
     pub(crate) fn cancel_lost(&self, held: &[Claim], checked_at: Instant, reason: &str) -> usize {
         let held: HashMap<UnitKey, i64> = held
             .iter()
@@ -260,7 +262,7 @@ impl Running {
             let still_held = held.get(&(task_type.clone(), key.clone())) == Some(&entry.token);
             if entry.since < checked_at && entry.cancelled.is_none() && !still_held {
                 if entry.letting_go {
-                    entry.cancel(reason, true);
+                    entry.cancel(reason, false);
                     continue;
                 }
                 tracing::warn!(
@@ -304,11 +306,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_claim_missing_from_the_heartbeat_is_lost_unless_its_task_was_giving_it_back() {
+    #[tokio::test]
+    async fn a_claim_missing_from_the_heartbeat_is_lost_unless_its_task_was_giving_it_back() {
         let running = Arc::new(Running::default());
-        let (_calling, _kept, _) = running.insert(&claim("a", 1), "replaced");
-        let (_releasing, _released, _) = running.insert(&claim("b", 2), "replaced");
+        let (calling, _kept, _) = running.insert(&claim("a", 1), "replaced");
+        let (releasing, _released, _) = running.insert(&claim("b", 2), "replaced");
         running.letting_go(&claim("b", 2));
         // A letting-go mark for a claim this task does not hold changes nothing.
         running.letting_go(&claim("a", 9));
@@ -319,5 +321,18 @@ mod tests {
         assert_eq!(running.cancel_lost(&[], later, "gone"), 1);
         assert_eq!(running.cancelled(&claim("a", 1)).as_deref(), Some("gone"));
         assert_eq!(running.cancelled(&claim("b", 2)).as_deref(), Some("gone"));
+        // The lost unit's write is cancelled; the one giving its claim back
+        // keeps waiting for its own (fenced) write to answer.
+        let now = std::time::Duration::ZERO;
+        assert!(
+            tokio::time::timeout(now, calling.write.cancelled())
+                .await
+                .is_ok()
+        );
+        assert!(
+            tokio::time::timeout(now, releasing.write.cancelled())
+                .await
+                .is_err()
+        );
     }
 }

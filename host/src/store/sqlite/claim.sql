@@ -4,7 +4,8 @@
 -- are skipped. A unit's claim token
 -- is ?2 (random, fresh for each call) plus its row id, so the tokens of one
 -- call differ from each other and from every other call's. One statement, so
--- SQLite's write lock makes it atomic.
+-- SQLite's write lock makes it atomic. Returns each unit's row id with its
+-- claim, for first_batches.sql.
 UPDATE sluice_units
    SET claimed_by = ?1,
        claim_token = ?2 + id,
@@ -36,4 +37,4 @@ UPDATE sluice_units
                         ORDER BY u.available_at_ms
                         LIMIT ?4) r)
         WHERE suspect = 0 OR n <= ?5)
-RETURNING task_type, work_unit_key, claim_token, suspect
+RETURNING id, task_type, work_unit_key, claim_token, suspect

@@ -203,14 +203,15 @@ fn filter_binds(filter: Option<&DeadFilter>) -> (Option<i64>, Option<String>, Op
     }
 }
 
-/// Claims up to `max_units` ready units (see [`Store::claim_batches`]).
+/// Claims up to `max_units` ready units (see [`Store::claim_batches`]), each
+/// with its unit's row id.
 async fn claim(
     conn: &mut SqliteConnection,
     worker: &str,
     task_types: &[Claimable],
     max_units: u32,
     max_suspects: u32,
-) -> Result<Vec<Claimed>> {
+) -> Result<Vec<(i64, Claimed)>> {
     let gates: Vec<serde_json::Value> = task_types
         .iter()
         .map(|c| {
@@ -231,16 +232,56 @@ async fn claim(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|row| Claimed {
-            claim: Claim {
-                task_type: row.get(0),
-                work_unit_key: row.get(1),
-                token: row.get(2),
-                worker: worker.to_string(),
-            },
-            suspect: row.get(3),
+        .map(|row| {
+            let claimed = Claimed {
+                claim: Claim {
+                    task_type: row.get(1),
+                    work_unit_key: row.get(2),
+                    token: row.get(3),
+                    worker: worker.to_string(),
+                },
+                suspect: row.get(4),
+            };
+            (row.get(0), claimed)
         })
         .collect())
+}
+
+/// Takes the first batch of every unit in `units` (row id, claim, limits),
+/// claimed a moment ago in the same transaction, in one statement; answers
+/// the batches in the order of `units`.
+async fn first_batches(
+    conn: &mut SqliteConnection,
+    units: &[(i64, &Claim, BatchLimits)],
+) -> Result<Vec<Vec<Item>>> {
+    let wants: Vec<serde_json::Value> = units
+        .iter()
+        .map(|(id, _, limits)| {
+            serde_json::json!([
+                id,
+                limits.max_items.max(1),
+                i64::try_from(limits.max_tokens).unwrap_or(i64::MAX)
+            ])
+        })
+        .collect();
+    let most = units
+        .iter()
+        .map(|(_, _, limits)| i64::from(limits.max_items.max(1)))
+        .max()
+        .unwrap_or(1);
+    let rows: Vec<(i64, String)> = sqlx::query_as(include_str!("first_batches.sql"))
+        .bind(serde_json::Value::Array(wants).to_string())
+        .bind(most)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut batches: std::collections::HashMap<i64, String> = rows.into_iter().collect();
+    units
+        .iter()
+        .map(|(id, claim, _)| match batches.remove(id) {
+            Some(batch) => items_of(claim, &batch),
+            None => Err(StoreError::claim_lost(claim)),
+        })
+        .collect()
 }
 
 /// Takes the unit's next batch in flight (see [`Store::fetch_batch`]).
@@ -263,8 +304,14 @@ async fn fetch(
         .into_iter()
         .next();
     let batch = batch.ok_or_else(|| StoreError::claim_lost(claim))?;
+    items_of(claim, &batch)
+}
+
+/// A batch as the fetch statements return it: a JSON array of
+/// [id, payload, tokens, attempts, created_at_ms], put in id order.
+fn items_of(claim: &Claim, batch: &str) -> Result<Vec<Item>> {
     let rows: Vec<(i64, String, u32, u32, i64)> =
-        serde_json::from_str(&batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        serde_json::from_str(batch).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut items: Vec<Item> = rows
         .into_iter()
         .map(|(id, payload, tokens, attempts, created_at_ms)| Item {
@@ -598,20 +645,35 @@ impl Store for SqliteStore {
             let conn = tx.conn();
             self.claim_lease(conn, worker, lease).await?;
             let claims = claim(conn, worker, task_types, max_units, max_suspects).await?;
-            let mut taken = Vec::with_capacity(claims.len());
-            for claimed in claims {
+            let limits_of = |claim: &Claim| {
                 let n = task_types
                     .iter()
-                    .position(|c| c.task_type == claimed.claim.task_type)
+                    .position(|c| c.task_type == claim.task_type)
                     .expect("units are claimed only of the task types asked for");
-                let limits = batches[n];
-                let items = if limits == BatchLimits::NONE {
-                    Vec::new()
-                } else {
-                    fetch(conn, &claimed.claim, limits).await?
-                };
-                taken.push(ClaimedBatch { claimed, items });
+                batches[n]
+            };
+            let fetching: Vec<(i64, &Claim, BatchLimits)> = claims
+                .iter()
+                .map(|(id, claimed)| (*id, &claimed.claim, limits_of(&claimed.claim)))
+                .filter(|(_, _, limits)| *limits != BatchLimits::NONE)
+                .collect();
+            let mut firsts = if fetching.is_empty() {
+                Vec::new()
+            } else {
+                first_batches(conn, &fetching).await?
             }
+            .into_iter();
+            let taken = claims
+                .into_iter()
+                .map(|(_, claimed)| {
+                    let items = if limits_of(&claimed.claim) == BatchLimits::NONE {
+                        Vec::new()
+                    } else {
+                        firsts.next().expect("a batch for every unit fetched")
+                    };
+                    ClaimedBatch { claimed, items }
+                })
+                .collect::<Vec<_>>();
             Ok(taken)
         }
         .await;

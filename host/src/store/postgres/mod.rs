@@ -196,7 +196,17 @@ impl PostgresStore {
             // One statement is a transaction of its own: no BEGIN and COMMIT
             // round trips, two thirds of a group's.
             let mut conn = self.pool.acquire().await?;
-            write_group(&mut conn, commits, &valid, arrays, &mut results).await?;
+            let written = write_group(&mut conn, commits, &valid, arrays, &mut results).await;
+            if written.is_err() {
+                // The error reaches us before the server has finished aborting
+                // the statement's transaction (sqlx reads the rest of the
+                // reply on the connection's next use), and until it has, that
+                // transaction holds its unit rows: the retry of each commit
+                // alone, on another connection, would find them busy. A round
+                // trip on this connection waits for the abort.
+                let _ = sqlx::Connection::ping(&mut *conn).await;
+            }
+            written?;
         }
         Ok(results
             .into_iter()

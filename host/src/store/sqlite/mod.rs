@@ -254,6 +254,9 @@ async fn first_batches(
     conn: &mut SqliteConnection,
     units: &[(i64, &Claim, BatchLimits)],
 ) -> Result<Vec<Vec<Item>>> {
+    if units.is_empty() {
+        return Ok(Vec::new());
+    }
     let wants: Vec<serde_json::Value> = units
         .iter()
         .map(|(id, _, limits)| {
@@ -645,28 +648,28 @@ impl Store for SqliteStore {
             let conn = tx.conn();
             self.claim_lease(conn, worker, lease).await?;
             let claims = claim(conn, worker, task_types, max_units, max_suspects).await?;
-            let limits_of = |claim: &Claim| {
-                let n = task_types
-                    .iter()
-                    .position(|c| c.task_type == claim.task_type)
-                    .expect("units are claimed only of the task types asked for");
-                batches[n]
-            };
+            let limits: Vec<BatchLimits> = claims
+                .iter()
+                .map(|(_, claimed)| {
+                    let n = task_types
+                        .iter()
+                        .position(|c| c.task_type == claimed.claim.task_type)
+                        .expect("units are claimed only of the task types asked for");
+                    batches[n]
+                })
+                .collect();
             let fetching: Vec<(i64, &Claim, BatchLimits)> = claims
                 .iter()
-                .map(|(id, claimed)| (*id, &claimed.claim, limits_of(&claimed.claim)))
-                .filter(|(_, _, limits)| *limits != BatchLimits::NONE)
+                .zip(&limits)
+                .filter(|&(_, &limits)| limits != BatchLimits::NONE)
+                .map(|((id, claimed), &limits)| (*id, &claimed.claim, limits))
                 .collect();
-            let mut firsts = if fetching.is_empty() {
-                Vec::new()
-            } else {
-                first_batches(conn, &fetching).await?
-            }
-            .into_iter();
+            let mut firsts = first_batches(conn, &fetching).await?.into_iter();
             let taken = claims
                 .into_iter()
-                .map(|(_, claimed)| {
-                    let items = if limits_of(&claimed.claim) == BatchLimits::NONE {
+                .zip(limits)
+                .map(|((_, claimed), limits)| {
+                    let items = if limits == BatchLimits::NONE {
                         Vec::new()
                     } else {
                         firsts.next().expect("a batch for every unit fetched")

@@ -1640,6 +1640,127 @@ mod cases {
         );
     }
 
+    pub async fn a_group_of_batch_commits_counts_and_records_each_units_own_items(t: TestStore) {
+        let store = &*t.store;
+        let with_tokens = |key: &str, tokens: u32| NewItem {
+            tokens,
+            ..item("echo", key, "{}")
+        };
+        let tokens = [
+            ("a", 1),
+            ("a", 2),
+            ("a", 3),
+            ("a", 4),
+            ("b", 10),
+            ("b", 20),
+            ("b", 30),
+            ("c", 100),
+            ("c", 200),
+            ("d", 1000),
+        ];
+        let items: Vec<NewItem> = tokens.iter().map(|&(k, n)| with_tokens(k, n)).collect();
+        let ids: Vec<i64> = store
+            .enqueue(&items)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        let mut claims = std::collections::BTreeMap::new();
+        for claim in store
+            .claim("w", &claimable("echo"), 4, LEASE)
+            .await
+            .unwrap()
+        {
+            store.fetch_batch(&claim, ALL).await.unwrap();
+            claims.insert(claim.work_unit_key.clone(), claim);
+        }
+        assert_eq!(claims.len(), 4);
+        let done = |ids: &[i64]| Completion {
+            item_ids: ids.to_vec(),
+            output: Some(format!("{}", ids.len())),
+            follow_up: vec![],
+            call: None,
+        };
+        let commit = |key: &str, completions: Vec<Completion>| Commit {
+            claim: claims[key].clone(),
+            completions,
+            release_if_drained: true,
+        };
+        let results = store
+            .commit(&[
+                // Two batches of a; a's last item stays pending, so a keeps
+                // its claim.
+                commit("a", vec![done(&[ids[0], ids[1]]), done(&[ids[2]])]),
+                // One of b's batches takes an item of c: nothing of b is written.
+                commit("b", vec![done(&[ids[4]]), done(&[ids[5], ids[7]])]),
+                // All of c in one batch: released.
+                commit("c", vec![done(&[ids[7], ids[8]])]),
+                // d's claim is gone.
+                Commit {
+                    claim: Claim {
+                        token: claims["d"].token ^ 1,
+                        ..claims["d"].clone()
+                    },
+                    ..commit("d", vec![done(&[ids[9]])])
+                },
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], Ok(Committed::Done)), "{results:?}");
+        assert!(
+            matches!(results[1], Err(StoreError::NotInFlight(_))),
+            "{results:?}"
+        );
+        assert!(matches!(results[2], Ok(Committed::Released)), "{results:?}");
+        assert!(
+            matches!(results[3], Err(StoreError::ClaimLost { .. })),
+            "{results:?}"
+        );
+
+        let outputs = |key: &'static str| async move {
+            store
+                .outputs("echo", key)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| (o.item_ids, o.output.unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            outputs("a").await,
+            [
+                (vec![ids[0], ids[1]], "2".to_string()),
+                (vec![ids[2]], "1".to_string())
+            ],
+            "one output per batch, in order"
+        );
+        assert!(outputs("b").await.is_empty());
+        assert_eq!(
+            outputs("c").await,
+            [(vec![ids[7], ids[8]], "2".to_string())]
+        );
+        assert!(outputs("d").await.is_empty());
+
+        let counts = unit_counts(&t.url).await;
+        assert_eq!(counts, recounted(&t.url).await);
+        assert_eq!(
+            counts
+                .iter()
+                .map(|(key, count, tokens, _)| (key.as_str(), *count, *tokens))
+                .collect::<Vec<_>>(),
+            [("a", 1, 4), ("b", 3, 60), ("c", 0, 0), ("d", 1, 1000)],
+        );
+        let held: HashSet<String> = store
+            .heartbeat("w", LEASE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|claim| claim.work_unit_key)
+            .collect();
+        assert_eq!(held, ["a", "b", "d"].map(String::from).into());
+    }
+
     pub async fn a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate(
         t: TestStore,
     ) {
@@ -1835,6 +1956,7 @@ both_backends!(
     idle_workers_and_empty_units_are_forgotten,
     a_unit_that_lost_its_oldest_pending_time_still_passes_a_max_wait_gate,
     unit_rows_count_what_is_pending_through_commits_failures_and_plain_sql,
+    a_group_of_batch_commits_counts_and_records_each_units_own_items,
     the_reaper_leaves_task_types_it_has_no_policy_for,
     migrations_are_embedded_and_idempotent,
 );

@@ -290,11 +290,14 @@ async fn write_group(
         .bind(arrays.tokens)
         .bind(arrays.workers)
         .bind(arrays.release_if_drained)
+        .bind(arrays.commit_first)
+        .bind(arrays.commit_last)
         .bind(arrays.completion_commit)
         .bind(arrays.outputs)
         .bind(arrays.calls)
         .bind(arrays.item_ids)
-        .bind(arrays.item_completion)
+        .bind(arrays.completion_first)
+        .bind(arrays.completion_last)
         .fetch_all(&mut *conn)
         .await?;
     for row in rows {
@@ -321,7 +324,10 @@ async fn write_group(
     Ok(())
 }
 
-/// A group of commits as the parallel arrays [`commit.sql`] takes.
+/// A group of commits as the parallel arrays [`commit.sql`] takes. Every
+/// item id is in `item_ids`, commit by commit and completion by completion,
+/// so each commit's and each completion's items are one slice of it,
+/// `first..=last` (1-based, as Postgres counts).
 #[derive(Default)]
 struct GroupArrays<'a> {
     task_types: Vec<&'a str>,
@@ -329,11 +335,14 @@ struct GroupArrays<'a> {
     tokens: Vec<i64>,
     workers: Vec<&'a str>,
     release_if_drained: Vec<bool>,
+    commit_first: Vec<i32>,
+    commit_last: Vec<i32>,
     completion_commit: Vec<i64>,
     outputs: Vec<Option<&'a str>>,
     calls: Vec<Option<&'a str>>,
+    completion_first: Vec<i32>,
+    completion_last: Vec<i32>,
     item_ids: Vec<i64>,
-    item_completion: Vec<i64>,
 }
 
 impl<'a> GroupArrays<'a> {
@@ -345,18 +354,28 @@ impl<'a> GroupArrays<'a> {
             arrays.tokens.push(commit.claim.token);
             arrays.workers.push(&commit.claim.worker);
             arrays.release_if_drained.push(commit.release_if_drained);
+            arrays.commit_first.push(arrays.next_item());
             for completion in &commit.completions {
                 arrays.completion_commit.push(c);
                 arrays.outputs.push(completion.output.as_deref());
                 arrays.calls.push(completion.call.as_deref());
-                let k = arrays.completion_commit.len() as i64;
-                for &id in &completion.item_ids {
-                    arrays.item_ids.push(id);
-                    arrays.item_completion.push(k);
-                }
+                arrays.completion_first.push(arrays.next_item());
+                arrays.item_ids.extend_from_slice(&completion.item_ids);
+                arrays.completion_last.push(arrays.last_item());
             }
+            arrays.commit_last.push(arrays.last_item());
         }
         arrays
+    }
+
+    /// The 1-based position the next item id will take.
+    fn next_item(&self) -> i32 {
+        self.last_item() + 1
+    }
+
+    /// The 1-based position of the last item id so far (0: none yet).
+    fn last_item(&self) -> i32 {
+        i32::try_from(self.item_ids.len()).expect("a group commit holds far fewer than 2^31 items")
     }
 }
 

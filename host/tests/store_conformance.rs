@@ -77,6 +77,36 @@ async fn enqueue_echo(store: &dyn Store, keys: &[&str]) -> Vec<i64> {
         .collect()
 }
 
+/// Claims up to `most` echo units for worker `w` and fetches each one's whole
+/// backlog; the claims by key.
+async fn claim_and_fetch_all(
+    store: &dyn Store,
+    most: u32,
+) -> std::collections::BTreeMap<String, Claim> {
+    let mut claims = std::collections::BTreeMap::new();
+    for claim in store
+        .claim("w", &claimable("echo"), most, LEASE)
+        .await
+        .unwrap()
+    {
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        claims.insert(claim.work_unit_key.clone(), claim);
+    }
+    claims
+}
+
+/// The echo unit `key`'s outputs in order: the items each covered, and what
+/// it returned.
+async fn outputs_of(store: &dyn Store, key: &str) -> Vec<(Vec<i64>, Option<String>)> {
+    store
+        .outputs("echo", key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.item_ids, o.output))
+        .collect()
+}
+
 /// Each unit's stored pending count, pending tokens and oldest pending time,
 /// by key.
 type UnitCounts = Vec<(String, i64, i64, Option<i64>)>;
@@ -573,15 +603,7 @@ mod cases {
     pub async fn a_group_commit_lands_each_claims_completions_on_their_own(t: TestStore) {
         let store = &*t.store;
         let ids = enqueue_echo(store, &["a", "a", "b", "c", "d", "e"]).await;
-        let mut claims = std::collections::BTreeMap::new();
-        for claim in store
-            .claim("w", &claimable("echo"), 5, LEASE)
-            .await
-            .unwrap()
-        {
-            store.fetch_batch(&claim, ALL).await.unwrap();
-            claims.insert(claim.work_unit_key.clone(), claim);
-        }
+        let claims = claim_and_fetch_all(store, 5).await;
         assert_eq!(claims.len(), 5);
         let done = |ids: &[i64], follow_up: Vec<NewItem>| Completion {
             item_ids: ids.to_vec(),
@@ -637,15 +659,7 @@ mod cases {
             "{results:?}"
         );
 
-        let outputs = |key: &'static str| async move {
-            store
-                .outputs("echo", key)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|o| (o.item_ids, o.output))
-                .collect::<Vec<_>>()
-        };
+        let outputs = |key: &'static str| outputs_of(store, key);
         let a: Vec<(Vec<i64>, serde_json::Value)> = outputs("a")
             .await
             .into_iter()
@@ -1551,15 +1565,7 @@ mod cases {
             .map(|e| e.id)
             .collect();
         assert_eq!(unit_counts(&t.url).await, recounted(&t.url).await);
-        let mut claims = std::collections::BTreeMap::new();
-        for claim in store
-            .claim("w", &claimable("echo"), 3, LEASE)
-            .await
-            .unwrap()
-        {
-            store.fetch_batch(&claim, ALL).await.unwrap();
-            claims.insert(claim.work_unit_key.clone(), claim);
-        }
+        let claims = claim_and_fetch_all(store, 3).await;
         let done = |ids: &[i64], follow_up: Vec<NewItem>| Completion {
             item_ids: ids.to_vec(),
             output: None,
@@ -1666,15 +1672,7 @@ mod cases {
             .iter()
             .map(|e| e.id)
             .collect();
-        let mut claims = std::collections::BTreeMap::new();
-        for claim in store
-            .claim("w", &claimable("echo"), 4, LEASE)
-            .await
-            .unwrap()
-        {
-            store.fetch_batch(&claim, ALL).await.unwrap();
-            claims.insert(claim.work_unit_key.clone(), claim);
-        }
+        let claims = claim_and_fetch_all(store, 4).await;
         assert_eq!(claims.len(), 4);
         let done = |ids: &[i64]| Completion {
             item_ids: ids.to_vec(),
@@ -1718,27 +1716,19 @@ mod cases {
             "{results:?}"
         );
 
-        let outputs = |key: &'static str| async move {
-            store
-                .outputs("echo", key)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|o| (o.item_ids, o.output.unwrap()))
-                .collect::<Vec<_>>()
-        };
+        let outputs = |key: &'static str| outputs_of(store, key);
         assert_eq!(
             outputs("a").await,
             [
-                (vec![ids[0], ids[1]], "2".to_string()),
-                (vec![ids[2]], "1".to_string())
+                (vec![ids[0], ids[1]], Some("2".to_string())),
+                (vec![ids[2]], Some("1".to_string()))
             ],
             "one output per batch, in order"
         );
         assert!(outputs("b").await.is_empty());
         assert_eq!(
             outputs("c").await,
-            [(vec![ids[7], ids[8]], "2".to_string())]
+            [(vec![ids[7], ids[8]], Some("2".to_string()))]
         );
         assert!(outputs("d").await.is_empty());
 

@@ -12,7 +12,10 @@
 //! ahead of need waits here for a slot; the fair-share clock starts when it
 //! has one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -212,12 +215,15 @@ async fn run_batch(
     }
 }
 
-/// An item-mode unit's run of items: one call per item, in order. The
-/// completions of calls that follow each other within [`COMMIT_WINDOW`] are
-/// written together, so a fast plugin's run costs one commit and a slow
-/// one's items each land as soon as they are done. A failed item has the
-/// completions before it written first, then is failed alone: the items
-/// after it were never called, are not charged, and wait for the next claim.
+/// An item-mode unit's run of items: one call per item, in order. Calls go on
+/// while the completions before them are being written: each write takes
+/// whatever completed since the last one was sent, and is sent once that one
+/// has landed, so a fast plugin's run costs a few commits and never waits on
+/// them between calls, and a slow one's items each land as soon as they are
+/// done. A failed item has the completions before it written first, then is
+/// failed alone: the items after it were never called, are not charged, and
+/// wait for the next claim. Calls made while a write turns out to have lost
+/// the claim are not written; the unit's next holder calls those items again.
 async fn run_items(
     shared: &Shared,
     claim: &Claim,
@@ -228,49 +234,47 @@ async fn run_items(
 ) -> Next {
     let count = items.len();
     let mut done: Vec<Completion> = Vec::new();
-    let mut first_done = None;
+    let mut writing = Writing::default();
     for (n, item) in items.into_iter().enumerate() {
         if n > 0 && !may_go_on(shared, started) {
             break;
         }
         let id = item.id;
-        match call(shared, claim, plan, cancel, vec![item]).await {
+        let judged = call(shared, claim, plan, cancel, vec![item]).await;
+        if writing.landed().await == Some(Next::Stop) {
+            return Next::Stop;
+        }
+        match judged {
             Judged::Completed(completion) => {
                 done.push(completion);
-                let since = *first_done.get_or_insert_with(Instant::now);
                 let last = n + 1 == count;
-                if last || since.elapsed() >= COMMIT_WINDOW {
-                    first_done = None;
-                    let written = std::mem::take(&mut done);
-                    let next =
-                        commit::complete(shared, claim, plan, written, last, &cancel.write).await;
-                    if next == Next::Stop {
-                        return Next::Stop;
-                    }
+                if last && writing.finish().await == Next::Stop {
+                    return Next::Stop;
+                }
+                if writing.is_idle() {
+                    let completions = std::mem::take(&mut done);
+                    let write =
+                        commit::complete(shared, claim, plan, completions, last, &cancel.write);
+                    writing.start(Box::pin(write)).await;
+                }
+                if last {
+                    return writing.finish().await;
                 }
             }
             Judged::Failed(failure) => {
-                if !done.is_empty()
-                    && commit::complete(shared, claim, plan, done, false, &cancel.write).await
-                        == Next::Stop
-                {
+                if write_all(shared, claim, plan, cancel, &mut writing, done).await == Next::Stop {
                     return Next::Stop;
                 }
                 commit::fail(shared, claim, plan, id, failure, &cancel.write).await;
                 return Next::Stop;
             }
             Judged::Interrupted(message) => {
-                if !done.is_empty() {
-                    commit::complete(shared, claim, plan, done, false, &cancel.write).await;
-                }
+                write_all(shared, claim, plan, cancel, &mut writing, done).await;
                 commit::interrupted(shared, claim, &message).await;
                 return Next::Stop;
             }
             Judged::GiveBack => {
-                if !done.is_empty()
-                    && commit::complete(shared, claim, plan, done, false, &cancel.write).await
-                        == Next::Stop
-                {
+                if write_all(shared, claim, plan, cancel, &mut writing, done).await == Next::Stop {
                     return Next::Stop;
                 }
                 commit::release(shared, claim).await;
@@ -278,16 +282,82 @@ async fn run_items(
             }
         }
     }
-    if done.is_empty() {
-        Next::Continue
-    } else {
-        commit::complete(shared, claim, plan, done, false, &cancel.write).await
-    }
+    write_all(shared, claim, plan, cancel, &mut writing, done).await
 }
 
-/// How long an item-mode run keeps completed calls before writing them: far
-/// below anything a user would notice, far above a fast plugin's call.
-const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// Waits for the write in flight, then writes `done` (if any) and waits for
+/// that too.
+async fn write_all<'a>(
+    shared: &'a Shared,
+    claim: &'a Claim,
+    plan: &'a TaskPlan,
+    cancel: &'a UnitCancel,
+    writing: &mut Writing<'a>,
+    done: Vec<Completion>,
+) -> Next {
+    if writing.finish().await == Next::Stop {
+        return Next::Stop;
+    }
+    if done.is_empty() {
+        return Next::Continue;
+    }
+    commit::complete(shared, claim, plan, done, false, &cancel.write).await
+}
+
+/// An item-mode run's write: [`commit::complete`] of the completions sent
+/// last, in flight or landed and not yet looked at.
+#[derive(Default)]
+struct Writing<'a> {
+    in_flight: Option<Pin<Box<dyn Future<Output = Next> + Send + 'a>>>,
+    landed: Option<Next>,
+}
+
+impl<'a> Writing<'a> {
+    /// Whether the next write may be sent: none is in flight.
+    fn is_idle(&self) -> bool {
+        self.in_flight.is_none()
+    }
+
+    /// Sends `write` on its way (its first poll queues it with the group
+    /// committer) without waiting for it to land.
+    async fn start(&mut self, write: Pin<Box<dyn Future<Output = Next> + Send + 'a>>) {
+        self.in_flight = Some(write);
+        self.poll_once().await;
+    }
+
+    /// What the last write came to, once it has landed; `None` while it is
+    /// in flight, or when there is nothing new to say.
+    async fn landed(&mut self) -> Option<Next> {
+        self.poll_once().await;
+        self.landed.take()
+    }
+
+    /// Waits for the write in flight, if any, and says what the last write
+    /// came to (`Continue` when there was none).
+    async fn finish(&mut self) -> Next {
+        let next = match self.in_flight.take() {
+            Some(write) => write.await,
+            None => Next::Continue,
+        };
+        match self.landed.take() {
+            Some(Next::Stop) => Next::Stop,
+            _ => next,
+        }
+    }
+
+    /// Polls the write in flight once, which also lets it make progress (a
+    /// retry after contention), and keeps its result if it landed.
+    async fn poll_once(&mut self) {
+        let Some(write) = self.in_flight.as_mut() else {
+            return;
+        };
+        let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        if let Poll::Ready(next) = polled {
+            self.in_flight = None;
+            self.landed = Some(next);
+        }
+    }
+}
 
 /// Runs the plugin on `items` under the task type's limits and sorts out
 /// what its outcome calls for.

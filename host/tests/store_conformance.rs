@@ -65,16 +65,21 @@ async fn claim_one(store: &dyn Store, worker: &str, task_type: &str) -> Claim {
     panic!("no unit of {task_type} became claimable within 10 s");
 }
 
-/// Enqueues one `{}` echo item per entry of `keys` and returns their ids.
-async fn enqueue_echo(store: &dyn Store, keys: &[&str]) -> Vec<i64> {
-    let items: Vec<NewItem> = keys.iter().map(|k| item("echo", k, "{}")).collect();
+/// Enqueues `items` and returns their ids, in order.
+async fn enqueued_ids(store: &dyn Store, items: &[NewItem]) -> Vec<i64> {
     store
-        .enqueue(&items)
+        .enqueue(items)
         .await
         .unwrap()
         .iter()
         .map(|e| e.id)
         .collect()
+}
+
+/// Enqueues one `{}` echo item per entry of `keys` and returns their ids.
+async fn enqueue_echo(store: &dyn Store, keys: &[&str]) -> Vec<i64> {
+    let items: Vec<NewItem> = keys.iter().map(|k| item("echo", k, "{}")).collect();
+    enqueued_ids(store, &items).await
 }
 
 /// Claims up to `most` echo units for worker `w` and fetches each one's whole
@@ -93,6 +98,17 @@ async fn claim_and_fetch_all(
         claims.insert(claim.work_unit_key.clone(), claim);
     }
     claims
+}
+
+/// The keys of the units worker `w` holds, as its heartbeat reports them.
+async fn held_keys(store: &dyn Store) -> HashSet<String> {
+    store
+        .heartbeat("w", LEASE)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|claim| claim.work_unit_key)
+        .collect()
 }
 
 /// The echo unit `key`'s outputs in order: the items each covered, and what
@@ -342,13 +358,7 @@ mod cases {
                 ..item("echo", "conv", &n.to_string())
             })
             .collect();
-        let ids: Vec<i64> = store
-            .enqueue(&items)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<i64> = enqueued_ids(store, &items).await;
         let claim = claim_one(store, "w", "echo").await;
         let budget = BatchLimits {
             max_items: 10,
@@ -428,13 +438,8 @@ mod cases {
 
     pub async fn only_items_fetched_under_the_claim_can_be_completed(t: TestStore) {
         let store = &*t.store;
-        let ids: Vec<i64> = store
-            .enqueue(&[item("echo", "k", "1"), item("echo", "k", "2")])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<i64> =
+            enqueued_ids(store, &[item("echo", "k", "1"), item("echo", "k", "2")]).await;
         let claim = claim_one(store, "w", "echo").await;
         store
             .fetch_batch(
@@ -468,8 +473,9 @@ mod cases {
             run_after: Some(RunAfter::Delay(Duration::from_secs(3600))),
             ..item
         };
-        let ids: Vec<i64> = store
-            .enqueue(&[
+        let ids: Vec<i64> = enqueued_ids(
+            store,
+            &[
                 tokens(10, item("echo", "a", r#"{"n":0}"#)),
                 tokens(10, item("echo", "a", r#"{"n":1}"#)),
                 tokens(10, item("echo", "a", r#"{"n":2}"#)),
@@ -478,12 +484,9 @@ mod cases {
                 later(item("echo", "b", r#"{"n":5}"#)),
                 item("echo", "b", r#"{"n":6}"#),
                 item("other", "c", r#"{"n":7}"#),
-            ])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+            ],
+        )
+        .await;
         let task_types = [claimable("echo"), claimable("other")].concat();
         let echo_limits = BatchLimits {
             max_items: 3,
@@ -562,13 +565,7 @@ mod cases {
         let items: Vec<NewItem> = (0..4)
             .map(|n| item("echo", "k", &format!(r#"{{"n":{n}}}"#)))
             .collect();
-        let ids: Vec<i64> = store
-            .enqueue(&items)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<i64> = enqueued_ids(store, &items).await;
         let take = || async {
             for _ in 0..1000 {
                 let mut taken = store
@@ -681,13 +678,7 @@ mod cases {
         assert_eq!(count(&status, "echo", "done"), 3, "a's two items and b's");
         // c, d and e are pending still, and f is b's follow-up.
         assert_eq!(count(&status, "echo", "pending"), 4);
-        let held: HashSet<String> = store
-            .heartbeat("w", LEASE)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|claim| claim.work_unit_key)
-            .collect();
+        let held = held_keys(store).await;
         assert_eq!(
             held,
             ["b", "c", "d", "e"].map(String::from).into(),
@@ -838,16 +829,14 @@ mod cases {
 
     pub async fn retryable_failures_back_off_then_dead_letter_the_head(t: TestStore) {
         let store = &*t.store;
-        let ids: Vec<i64> = store
-            .enqueue(&[
+        let ids: Vec<i64> = enqueued_ids(
+            store,
+            &[
                 item("echo", "k", r#"{"n":1}"#),
                 item("echo", "k", r#"{"n":2}"#),
-            ])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+            ],
+        )
+        .await;
         // Backoffs long enough that a loaded machine claims again within them.
         let policy = RetryPolicy {
             backoff_base: Duration::from_millis(300),
@@ -920,13 +909,7 @@ mod cases {
             })
             .collect();
         let items: Vec<NewItem> = payloads.iter().map(|p| item("echo", "k", p)).collect();
-        let ids: Vec<i64> = store
-            .enqueue(&items)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<i64> = enqueued_ids(store, &items).await;
         let policy = fast_policy(2);
         let mut completed = Vec::new();
         let mut batches = Vec::new();
@@ -1442,8 +1425,9 @@ mod cases {
                 max_wait: None,
             },
         }];
-        let ids: Vec<i64> = store
-            .enqueue(&[
+        let ids: Vec<i64> = enqueued_ids(
+            store,
+            &[
                 NewItem {
                     tokens: 6,
                     ..item("batch", "k", "1")
@@ -1452,12 +1436,9 @@ mod cases {
                     tokens: 6,
                     ..item("batch", "k", "2")
                 },
-            ])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+            ],
+        )
+        .await;
         let delete = format!("DELETE FROM sluice_items WHERE id = {}", ids[1]);
         let edit = format!("UPDATE sluice_items SET tokens = 50 WHERE id = {}", ids[0]);
         let edit_error = if t.url.starts_with("sqlite") {
@@ -1550,20 +1531,18 @@ mod cases {
             tokens,
             ..item("echo", key, "{}")
         };
-        let ids: Vec<i64> = store
-            .enqueue(&[
+        let ids: Vec<i64> = enqueued_ids(
+            store,
+            &[
                 with_tokens("a", 5),
                 with_tokens("a", 7),
                 with_tokens("a", 11),
                 with_tokens("b", 1),
                 with_tokens("b", 2),
                 with_tokens("c", 4),
-            ])
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+            ],
+        )
+        .await;
         assert_eq!(unit_counts(&t.url).await, recounted(&t.url).await);
         let claims = claim_and_fetch_all(store, 3).await;
         let done = |ids: &[i64], follow_up: Vec<NewItem>| Completion {
@@ -1665,13 +1644,7 @@ mod cases {
             ("d", 1000),
         ];
         let items: Vec<NewItem> = tokens.iter().map(|&(k, n)| with_tokens(k, n)).collect();
-        let ids: Vec<i64> = store
-            .enqueue(&items)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+        let ids: Vec<i64> = enqueued_ids(store, &items).await;
         let claims = claim_and_fetch_all(store, 4).await;
         assert_eq!(claims.len(), 4);
         let done = |ids: &[i64]| Completion {
@@ -1741,13 +1714,7 @@ mod cases {
                 .collect::<Vec<_>>(),
             [("a", 1, 4), ("b", 3, 60), ("c", 0, 0), ("d", 1, 1000)],
         );
-        let held: HashSet<String> = store
-            .heartbeat("w", LEASE)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|claim| claim.work_unit_key)
-            .collect();
+        let held = held_keys(store).await;
         assert_eq!(held, ["a", "b", "d"].map(String::from).into());
     }
 

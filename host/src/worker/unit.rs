@@ -247,34 +247,35 @@ async fn run_items(
         match judged {
             Judged::Completed(completion) => {
                 done.push(completion);
-                let last = n + 1 == count;
-                if last && writing.finish().await == Next::Stop {
-                    return Next::Stop;
+                if n + 1 == count {
+                    // The last item: its write may give the unit back.
+                    return write_all(shared, claim, plan, cancel, &mut writing, done, true).await;
                 }
                 if writing.is_idle() {
                     let completions = std::mem::take(&mut done);
                     let write =
-                        commit::complete(shared, claim, plan, completions, last, &cancel.write);
+                        commit::complete(shared, claim, plan, completions, false, &cancel.write);
                     writing.start(Box::pin(write)).await;
-                }
-                if last {
-                    return writing.finish().await;
                 }
             }
             Judged::Failed(failure) => {
-                if write_all(shared, claim, plan, cancel, &mut writing, done).await == Next::Stop {
+                if write_all(shared, claim, plan, cancel, &mut writing, done, false).await
+                    == Next::Stop
+                {
                     return Next::Stop;
                 }
                 commit::fail(shared, claim, plan, id, failure, &cancel.write).await;
                 return Next::Stop;
             }
             Judged::Interrupted(message) => {
-                write_all(shared, claim, plan, cancel, &mut writing, done).await;
+                write_all(shared, claim, plan, cancel, &mut writing, done, false).await;
                 commit::interrupted(shared, claim, &message).await;
                 return Next::Stop;
             }
             Judged::GiveBack => {
-                if write_all(shared, claim, plan, cancel, &mut writing, done).await == Next::Stop {
+                if write_all(shared, claim, plan, cancel, &mut writing, done, false).await
+                    == Next::Stop
+                {
                     return Next::Stop;
                 }
                 commit::release(shared, claim).await;
@@ -282,11 +283,12 @@ async fn run_items(
             }
         }
     }
-    write_all(shared, claim, plan, cancel, &mut writing, done).await
+    write_all(shared, claim, plan, cancel, &mut writing, done, false).await
 }
 
-/// Waits for the write in flight, then writes `done` (if any) and waits for
-/// that too.
+/// Waits for the write in flight, then writes `done` (if any; releasing the
+/// unit if it is left with nothing pending, when `release_if_drained`) and
+/// waits for that too.
 async fn write_all<'a>(
     shared: &'a Shared,
     claim: &'a Claim,
@@ -294,6 +296,7 @@ async fn write_all<'a>(
     cancel: &'a UnitCancel,
     writing: &mut Writing<'a>,
     done: Vec<Completion>,
+    release_if_drained: bool,
 ) -> Next {
     if writing.finish().await == Next::Stop {
         return Next::Stop;
@@ -301,7 +304,7 @@ async fn write_all<'a>(
     if done.is_empty() {
         return Next::Continue;
     }
-    commit::complete(shared, claim, plan, done, false, &cancel.write).await
+    commit::complete(shared, claim, plan, done, release_if_drained, &cancel.write).await
 }
 
 /// An item-mode run's write: [`commit::complete`] of the completions sent

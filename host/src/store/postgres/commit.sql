@@ -18,18 +18,19 @@
 -- that the items' update trigger, which would write the row again, stands
 -- aside (migration 0010).
 --
--- Every per-commit value is looked up by position in the arrays (a commit's
--- items are the slice $11[$6[c]:$7[c]]), and every membership test is an
--- `IN` over a CTE, which Postgres hashes. No CTE is joined to another on
--- the commit number: the cached generic plan guesses each CTE at one row or
--- ten, so such a join is planned as a nested loop, whose cost grows with the
--- square of the group's size (three of them once took 40 % of a 63-commit
--- group's time).
+-- A commit's values, its items (the slice $11[$6[c]:$7[c]]) among them,
+-- travel with its row from cm through held and ready; a completion's are
+-- looked up by position; every membership test is an `IN` over a CTE, which
+-- Postgres hashes. No CTE is joined to another on the commit number: the
+-- cached generic plan guesses each CTE at one row or ten, so such a join is
+-- planned as a nested loop, whose cost grows with the square of the group's
+-- size (three of them once took 40 % of a 63-commit group's time).
 WITH cm AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
-        WITH ORDINALITY AS cm(task_type, work_unit_key, token, worker, c)
+    SELECT cm.*, ($11::bigint[])[($6::int[])[cm.c]:($7::int[])[cm.c]] AS ids
+      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::boolean[])
+           WITH ORDINALITY AS cm(task_type, work_unit_key, token, worker, release_if_drained, c)
 ), held AS (
-    SELECT cm.c, u.in_flight_from, u.in_flight_through
+    SELECT cm.*, u.in_flight_from, u.in_flight_through
       FROM cm
       JOIN sluice_units u
         ON u.task_type = cm.task_type AND u.work_unit_key = cm.work_unit_key
@@ -42,20 +43,19 @@ WITH cm AS (
     SELECT h.c
       FROM held h
      WHERE EXISTS (
-           SELECT 1 FROM unnest(($11::bigint[])[($6::int[])[h.c]:($7::int[])[h.c]]) AS x(id)
+           SELECT 1 FROM unnest(h.ids) AS x(id)
             WHERE NOT EXISTS (
                   SELECT 1 FROM sluice_items i
                    WHERE i.id = x.id
-                     AND i.task_type = ($1::text[])[h.c]
-                     AND i.work_unit_key = ($2::text[])[h.c]
+                     AND i.task_type = h.task_type
+                     AND i.work_unit_key = h.work_unit_key
                      AND i.state = 'pending'
                      AND i.id BETWEEN h.in_flight_from AND h.in_flight_through))
 ), counts_kept AS MATERIALIZED (
     SELECT set_config('sluice.counts_kept_by', sluice_statement_mark(), true) AS mark
 ), ready AS (
     -- Marked before any item is written (done reads ready).
-    SELECT c, ($11::bigint[])[($6::int[])[c]:($7::int[])[c]] AS ids
-      FROM held, counts_kept
+    SELECT held.* FROM held, counts_kept
      WHERE c NOT IN (SELECT c FROM unfit)
 ), done AS (
     UPDATE sluice_items i
@@ -80,9 +80,9 @@ WITH cm AS (
            pending_tokens = u.pending_tokens - mine.tokens,
            oldest_pending_ms = CASE WHEN u.pending_count - mine.n <= 0 THEN NULL
                                     ELSE coalesce(head.created_at_ms, u.oldest_pending_ms) END,
-           claimed_by = CASE WHEN ($5::boolean[])[r.c] AND head.id IS NULL THEN NULL
+           claimed_by = CASE WHEN r.release_if_drained AND head.id IS NULL THEN NULL
                              ELSE u.claimed_by END,
-           available_at_ms = CASE WHEN ($5::boolean[])[r.c] AND head.id IS NULL THEN sluice_now_ms()
+           available_at_ms = CASE WHEN r.release_if_drained AND head.id IS NULL THEN sluice_now_ms()
                                   ELSE u.available_at_ms END
       FROM ready r
       CROSS JOIN LATERAL (
@@ -90,13 +90,13 @@ WITH cm AS (
               FROM sluice_items i WHERE i.id = ANY (r.ids)) mine
       LEFT JOIN LATERAL (
             SELECT p.id, p.created_at_ms FROM sluice_items p
-             WHERE p.task_type = ($1::text[])[r.c] AND p.work_unit_key = ($2::text[])[r.c]
+             WHERE p.task_type = r.task_type AND p.work_unit_key = r.work_unit_key
                AND p.state = 'pending'
                AND p.id <> ALL (r.ids)
              ORDER BY p.id LIMIT 1) head ON true
-     WHERE u.task_type = ($1::text[])[r.c] AND u.work_unit_key = ($2::text[])[r.c]
-       AND u.claim_token = ($3::bigint[])[r.c]
-    RETURNING r.c, (($5::boolean[])[r.c] AND head.id IS NULL) AS released
+     WHERE u.task_type = r.task_type AND u.work_unit_key = r.work_unit_key
+       AND u.claim_token = r.token
+    RETURNING r.c, (r.release_if_drained AND head.id IS NULL) AS released
 )
 SELECT cm.c,
        CASE

@@ -140,7 +140,7 @@ const KEYS: &[Key] = &[
     ),
     key(
         "max_connections",
-        "Database connections of this process for claims, fetches and commits; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (on Postgres the heartbeat has a connection of its own; on SQLite every write goes through one writer).",
+        "Database connections of this process for fetches, commits and reads; at least 2. Calls hold none while they run, so a few dozen serve hundreds of slots (on Postgres the claim loop and the heartbeat have a connection each besides these, and releases, failures and reaps share a quarter as many; on SQLite every write goes through one writer).",
         Show::Default,
     ),
     key(

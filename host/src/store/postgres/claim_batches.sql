@@ -16,7 +16,8 @@
 -- limit (LATERAL … LIMIT), so the cost does not depend on the backlog and
 -- the plan does not depend on fresh statistics. SKIP LOCKED lets concurrent
 -- claimers pass each other (and a producer's open transaction) instead of
--- queueing.
+-- queueing. Runs on its generic plan, in a session that rules out hash and
+-- merge joins and seq scans (GENERIC_CLAIM_PLAN in mod.rs).
 WITH candidates AS (
     SELECT c.task_type, c.work_unit_key, c.available_at_ms, c.suspect,
            c.narrow_to, c.narrow_through, g.max_items, g.max_tokens

@@ -165,7 +165,8 @@ impl PostgresStore {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(connect.clone().options([ASYNC_COMMIT]));
-        // One claim at a time: the claim loop waits for each.
+        // One claim at a time: a host's claim loop waits for each, and
+        // callers sharing one store (the queue benchmark's workers) take turns.
         let claims = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))

@@ -210,7 +210,9 @@ impl Host {
         self.shared.running.len()
     }
 
-    /// Follows the number of units in flight as it changes.
+    /// Follows the number of units in flight; the receiver is told when it
+    /// reaches zero or leaves zero (the host going idle or busy), not at
+    /// every unit.
     pub fn watch_units_in_flight(&self) -> watch::Receiver<usize> {
         self.shared.running.watch()
     }

@@ -86,7 +86,8 @@ impl Predecessor {
 pub(crate) struct Running {
     units: Mutex<Units>,
     /// How many unit tasks are alive (including ones winding down after a
-    /// newer claim replaced them), for waiters.
+    /// newer claim replaced them). Watchers are woken only when it reaches
+    /// or leaves zero ([`Running::publish`]).
     count: watch::Sender<usize>,
 }
 
@@ -127,7 +128,7 @@ impl Drop for Registered {
             units.by_unit.remove(&self.unit);
         }
         units.alive -= 1;
-        self.running.count.send_replace(units.alive);
+        self.running.publish(units.alive);
     }
 }
 
@@ -167,7 +168,7 @@ impl Running {
                 ended: ended_rx,
             },
         );
-        self.count.send_replace(units.alive);
+        self.publish(units.alive);
         drop(units);
         let predecessor = previous.map(|mut old| {
             tracing::warn!(
@@ -193,11 +194,24 @@ impl Running {
         )
     }
 
+    /// Records how many unit tasks are alive. Waiters only ever wait for the
+    /// host to go idle or busy, so they are woken when the count reaches or
+    /// leaves zero, not at every unit: a wake-up per unit would cost the host
+    /// a thread wake-up (a syscall) per unit while anything watches.
+    fn publish(&self, alive: usize) {
+        self.count.send_if_modified(|count| {
+            let crossed = (*count == 0) != (alive == 0);
+            *count = alive;
+            crossed
+        });
+    }
+
     /// How many unit tasks are alive.
     pub(crate) fn len(&self) -> usize {
         *self.count.borrow()
     }
 
+    /// The count of unit tasks alive, woken when it reaches or leaves zero.
     pub(crate) fn watch(&self) -> watch::Receiver<usize> {
         self.count.subscribe()
     }
@@ -334,5 +348,23 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[test]
+    fn watchers_hear_when_the_host_goes_busy_or_idle_and_not_at_every_unit() {
+        let running = Arc::new(Running::default());
+        let mut watcher = running.watch();
+        let (_, first, _) = running.insert(&claim("a", 1), "replaced");
+        assert!(watcher.has_changed().unwrap(), "leaving zero is told");
+        assert_eq!(*watcher.borrow_and_update(), 1);
+
+        let (_, second, _) = running.insert(&claim("b", 2), "replaced");
+        drop(first);
+        assert!(!watcher.has_changed().unwrap(), "1 -> 2 -> 1 is not told");
+        assert_eq!(running.len(), 1, "but the count is kept all the same");
+
+        drop(second);
+        assert!(watcher.has_changed().unwrap(), "reaching zero is told");
+        assert_eq!(*watcher.borrow_and_update(), 0);
     }
 }

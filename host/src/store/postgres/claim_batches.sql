@@ -49,10 +49,13 @@ WITH candidates AS (
 ), chosen AS (
     SELECT a.*,
            row_number() OVER (ORDER BY a.available_at_ms) AS n,
-           coalesce(a.narrow_through >= (SELECT min(i.id) FROM sluice_items i
-                                          WHERE i.task_type = a.task_type
-                                            AND i.work_unit_key = a.work_unit_key
-                                            AND i.state = 'pending'), false) AS narrowing
+           -- Only a unit that narrows looks up its first pending item.
+           CASE WHEN a.narrow_through IS NULL THEN false
+                ELSE coalesce(a.narrow_through >= (SELECT min(i.id) FROM sluice_items i
+                                                    WHERE i.task_type = a.task_type
+                                                      AND i.work_unit_key = a.work_unit_key
+                                                      AND i.state = 'pending'), false)
+           END AS narrowing
       FROM allowed a ORDER BY a.available_at_ms LIMIT $5
 ), firsts AS (
     SELECT ch.task_type, ch.work_unit_key, ch.n, b.*

@@ -37,26 +37,24 @@ WITH cm AS (
        AND u.claim_token = cm.token AND u.claimed_by = cm.worker
      ORDER BY u.task_type, u.work_unit_key
        FOR UPDATE OF u SKIP LOCKED
-), unfit AS (
-    -- Held commits with an item that is not one of the unit's pending items
-    -- in flight under the claim; each commit looks at its own items only.
-    SELECT h.c
-      FROM held h
-     WHERE EXISTS (
-           SELECT 1 FROM unnest(h.ids) AS x(id)
-            WHERE NOT EXISTS (
-                  SELECT 1 FROM sluice_items i
-                   WHERE i.id = x.id
-                     AND i.task_type = h.task_type
-                     AND i.work_unit_key = h.work_unit_key
-                     AND i.state = 'pending'
-                     AND i.id BETWEEN h.in_flight_from AND h.in_flight_through))
 ), counts_kept AS MATERIALIZED (
     SELECT set_config('sluice.counts_kept_by', sluice_statement_mark(), true) AS mark
 ), ready AS (
-    -- Marked before any item is written (done reads ready).
-    SELECT held.* FROM held, counts_kept
-     WHERE c NOT IN (SELECT c FROM unfit)
+    -- Held commits whose items are all the unit's pending items in flight
+    -- under the claim (each commit looks at its own items only), with their
+    -- count and tokens. Marked before any item is written (done reads ready).
+    SELECT h.*, mine.n, mine.tokens
+      FROM held h
+     CROSS JOIN counts_kept
+     CROSS JOIN LATERAL (
+           SELECT count(*) AS n, coalesce(sum(i.tokens), 0) AS tokens
+             FROM sluice_items i
+            WHERE i.id = ANY (h.ids)
+              AND i.task_type = h.task_type
+              AND i.work_unit_key = h.work_unit_key
+              AND i.state = 'pending'
+              AND i.id BETWEEN h.in_flight_from AND h.in_flight_through) mine
+     WHERE mine.n = cardinality(h.ids)
 ), done AS (
     UPDATE sluice_items i
        SET state = 'done', finished_at_ms = sluice_now_ms()
@@ -76,18 +74,15 @@ WITH cm AS (
     -- they were before it); the unit goes back when it was asked to and
     -- nothing is left pending besides this commit's items.
     UPDATE sluice_units u
-       SET pending_count = u.pending_count - mine.n,
-           pending_tokens = u.pending_tokens - mine.tokens,
-           oldest_pending_ms = CASE WHEN u.pending_count - mine.n <= 0 THEN NULL
+       SET pending_count = u.pending_count - r.n,
+           pending_tokens = u.pending_tokens - r.tokens,
+           oldest_pending_ms = CASE WHEN u.pending_count - r.n <= 0 THEN NULL
                                     ELSE coalesce(head.created_at_ms, u.oldest_pending_ms) END,
            claimed_by = CASE WHEN r.release_if_drained AND head.id IS NULL THEN NULL
                              ELSE u.claimed_by END,
            available_at_ms = CASE WHEN r.release_if_drained AND head.id IS NULL THEN sluice_now_ms()
                                   ELSE u.available_at_ms END
       FROM ready r
-      CROSS JOIN LATERAL (
-            SELECT count(*) AS n, coalesce(sum(i.tokens), 0) AS tokens
-              FROM sluice_items i WHERE i.id = ANY (r.ids)) mine
       LEFT JOIN LATERAL (
             SELECT p.id, p.created_at_ms FROM sluice_items p
              WHERE p.task_type = r.task_type AND p.work_unit_key = r.work_unit_key

@@ -12,6 +12,7 @@ use sluice::store::{
     Gate, NewItem, RetryPolicies, RetryPolicy, RunAfter, Store, StoreError, StoreOptions,
     StoredOutput,
 };
+use support::host::new_item as item;
 use support::stores::TestStore;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -23,17 +24,6 @@ const ONE: BatchLimits = BatchLimits {
     max_items: 1,
     max_tokens: u64::MAX,
 };
-
-fn item(task_type: &str, key: &str, payload: &str) -> NewItem {
-    NewItem {
-        task_type: task_type.into(),
-        work_unit_key: key.into(),
-        payload: payload.into(),
-        tokens: 0,
-        dedupe_key: None,
-        run_after: None,
-    }
-}
 
 fn claimable(task_type: &str) -> Vec<Claimable> {
     vec![Claimable {

@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     /// When a unit last freed its slot: the claim loop claims ahead only
     /// while slots turn over.
     pub(crate) turnover: pool::Turnover,
+    /// Units waiting only for their last write, slot let go: the claim loop
+    /// does not count them against its room.
+    pub(crate) finishing: pool::Finishing,
     /// Writes the completions of every slot together.
     pub(crate) group_commit: group_commit::GroupCommit,
     pub(crate) health: Arc<Health>,
@@ -158,6 +161,7 @@ impl Host {
             plans: PlanSet::new(plans),
             running: Arc::new(Running::default()),
             turnover: pool::Turnover::default(),
+            finishing: pool::Finishing::default(),
             group_commit,
             wake: Notify::new(),
             phase: watch::channel(Phase::Running).0,

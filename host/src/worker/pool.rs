@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
@@ -128,9 +128,14 @@ async fn wait(shared: &Shared, at_most: Duration) {
 /// ([`CLAIM_AHEAD`]). While every slot is busy the waiting queue is topped
 /// up only once a quarter of it has gone: one claim for several units
 /// instead of a claim per unit that ends.
+///
+/// Units that let their slot go to wait for their last write
+/// ([`Finishing`]) do not count, up to one per slot: their slots are calling
+/// for other units, and their writes land within a group commit's round trip.
 fn room(shared: &Shared) -> usize {
     let slots = shared.config.slots as usize;
-    let held = shared.running.len();
+    let finishing = shared.finishing.count().min(slots);
+    let held = shared.running.len().saturating_sub(finishing);
     if !shared.turnover.ended_within(PATIENCE) {
         return slots.saturating_sub(held);
     }
@@ -185,6 +190,25 @@ impl Turnover {
                 since <= within.as_millis() as u64
             }
         }
+    }
+}
+
+/// How many units have let their slot go and only wait for the write that
+/// may end them (see `Slot` in [`unit`]).
+#[derive(Default)]
+pub(crate) struct Finishing(AtomicUsize);
+
+impl Finishing {
+    pub(crate) fn enter(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

@@ -7,10 +7,11 @@
 //! completions through [`super::group_commit`]) and goes round again until
 //! the unit has nothing ready, has used its fair share of time, or the host is
 //! shutting down; then it releases the claim. While the host's writes fail it
-//! starts no new call, holding the claim until they land again. Its slot is freed when it ends,
-//! whatever happened, and the claim loop is woken to fill it. A unit claimed
-//! ahead of need waits here for a slot; the fair-share clock starts when it
-//! has one.
+//! starts no new call, holding the claim until they land again. Its slot
+//! ([`Slot`]) is freed when it ends, whatever happened, or earlier, once its
+//! last call is over and only the write that may end it is left; the claim
+//! loop is woken at either. A unit claimed ahead of need waits here for a
+//! slot; the fair-share clock starts when it has one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,28 +47,12 @@ pub(crate) async fn run(
         // cancelled; it ends within moments. Never run a unit twice at once.
         predecessor.ended().await;
     }
-    let permit = match slot(&shared, &cancel).await {
-        Ok(permit) => permit,
-        Err(no_slot) => {
-            // Shutting down before a slot came free, or no slot came free for
-            // a while: give the unit back. (A claim lost meanwhile is no
-            // longer ours to give.)
-            let stalled = no_slot == NoSlot::Stalled;
-            if stalled || shared.phase() != Phase::Running {
-                if stalled {
-                    tracing::debug!(
-                        task_type = %claim.task_type,
-                        key = %claim.work_unit_key,
-                        "no slot came free; giving back a unit claimed ahead"
-                    );
-                }
-                commit::release(&shared, &claim).await;
-            }
-            drop(registered);
-            shared.wake.notify_one();
-            return;
-        }
-    };
+    let mut slot = Slot::new(&shared);
+    if !slot.take(&claim, &cancel).await {
+        drop(registered);
+        shared.wake.notify_one();
+        return;
+    }
     let started = Instant::now();
     let plans = shared.plans.current();
     match plans.get(&claim.task_type) {
@@ -80,7 +65,7 @@ pub(crate) async fn run(
                 plugin = %plan.plugin.name,
                 plugin_version = %plan.plugin.version,
             );
-            process(&shared, &claim, plan, first, &cancel, started)
+            process(&shared, &claim, plan, first, &cancel, started, &mut slot)
                 .instrument(span)
                 .await;
         }
@@ -91,17 +76,115 @@ pub(crate) async fn run(
     }
     metrics::histogram!("sluice_unit_duration_seconds", "task_type" => claim.task_type.clone())
         .record(started.elapsed().as_secs_f64());
-    // Leave the running set and free the slot before waking the claim loop,
-    // so it sees the slot free.
+    // Free the slot, then leave the running set, before waking the claim
+    // loop, so that it sees the room.
+    drop(slot);
     drop(registered);
-    drop(permit);
-    shared.turnover.unit_ended();
     shared.wake.notify_one();
+}
+
+/// A unit task's hold on one of the host's slots, which bound how many calls
+/// run at once. A unit lets its slot go once its last call is over and only
+/// the write that may end it is left (its last completions, which give the
+/// unit back if they leave it nothing pending): a group commit's round trip
+/// was most of a short unit's life, and the slot can serve a unit waiting for
+/// one meanwhile. The unit stays registered, so its claim is still held,
+/// heartbeated and fenced; the claim loop does not count it against its room
+/// while it waits ([`pool::Finishing`]), so that units are there to take the
+/// slots it let go. A unit the write leaves with work takes a slot again
+/// before its next call, as a unit claimed ahead does.
+struct Slot<'a> {
+    shared: &'a Shared,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Counted in [`Shared::finishing`].
+    finishing: bool,
+}
+
+impl<'a> Slot<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            permit: None,
+            finishing: false,
+        }
+    }
+
+    /// Waits for a slot unless one is held. On false the unit must end: the
+    /// host is shutting down, the claim was lost, or no slot came free for a
+    /// while; the claim has been given back where it still was ours.
+    async fn take(&mut self, claim: &Claim, cancel: &UnitCancel) -> bool {
+        if self.permit.is_some() {
+            return true;
+        }
+        self.not_finishing();
+        match wait_for_slot(self.shared, cancel).await {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                true
+            }
+            Err(no_slot) => {
+                let stalled = no_slot == NoSlot::Stalled;
+                if stalled || self.shared.phase() != Phase::Running {
+                    if stalled {
+                        tracing::debug!(
+                            task_type = %claim.task_type,
+                            key = %claim.work_unit_key,
+                            "no slot came free; giving back a unit waiting for one"
+                        );
+                    }
+                    commit::release(self.shared, claim).await;
+                }
+                false
+            }
+        }
+    }
+
+    /// Lets the slot go before the write that may end the unit, when the
+    /// calls before it took fewer items than the task type's batch (or run)
+    /// may: a full one most likely leaves more to do, so the unit keeps its
+    /// slot for it.
+    fn before_last_write(&mut self, plan: &TaskPlan, items: usize) {
+        if items >= plan.batch.max_items as usize {
+            return;
+        }
+        self.free();
+        if !self.finishing {
+            self.finishing = true;
+            self.shared.finishing.enter();
+            // The claim loop has room for one more unit.
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Frees the slot, if held, for a unit waiting for one.
+    fn free(&mut self) {
+        if self.permit.take().is_some() {
+            self.shared.turnover.unit_ended();
+        }
+    }
+
+    fn not_finishing(&mut self) {
+        if self.finishing {
+            self.finishing = false;
+            self.shared.finishing.leave();
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    /// The unit task ended (or panicked): nothing of it is left waiting.
+    fn drop(&mut self) {
+        self.not_finishing();
+        self.free();
+    }
 }
 
 /// Waits for a free slot: a unit claimed ahead (see [`super::pool`]) starts
 /// the moment one frees up.
-async fn slot(shared: &Shared, cancel: &UnitCancel) -> Result<OwnedSemaphorePermit, NoSlot> {
+async fn wait_for_slot(
+    shared: &Shared,
+    cancel: &UnitCancel,
+) -> Result<OwnedSemaphorePermit, NoSlot> {
     let mut phase = shared.phase.subscribe();
     let acquire = shared.slots.clone().acquire_owned();
     tokio::pin!(acquire);
@@ -138,9 +221,13 @@ async fn process(
     first: Vec<Item>,
     cancel: &UnitCancel,
     started: Instant,
+    slot: &mut Slot<'_>,
 ) {
     let mut first = Some(first);
     loop {
+        if !slot.take(claim, cancel).await {
+            return;
+        }
         if !shared.health.can_write() && !writes_resume(shared, cancel).await {
             // The claim was lost while waiting; whoever holds the unit now
             // (or the reaper) has it.
@@ -171,8 +258,8 @@ async fn process(
             return;
         }
         let next = match plan.plugin.mode {
-            PluginMode::Batch => run_batch(shared, claim, plan, cancel, items).await,
-            PluginMode::Item => run_items(shared, claim, plan, cancel, started, items).await,
+            PluginMode::Batch => run_batch(shared, claim, plan, cancel, items, slot).await,
+            PluginMode::Item => run_items(shared, claim, plan, cancel, started, items, slot).await,
         };
         if next == Next::Stop {
             return;
@@ -193,10 +280,12 @@ async fn run_batch(
     plan: &TaskPlan,
     cancel: &UnitCancel,
     items: Vec<Item>,
+    slot: &mut Slot<'_>,
 ) -> Next {
     let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
     match call(shared, claim, plan, cancel, items).await {
         Judged::Completed(completion) => {
+            slot.before_last_write(plan, ids.len());
             commit::complete(shared, claim, plan, vec![completion], true, &cancel.write).await
         }
         Judged::Failed(failure) => {
@@ -231,6 +320,7 @@ async fn run_items(
     cancel: &UnitCancel,
     started: Instant,
     items: Vec<Item>,
+    slot: &mut Slot<'_>,
 ) -> Next {
     let count = items.len();
     let mut done: Vec<Completion> = Vec::new();
@@ -249,6 +339,7 @@ async fn run_items(
                 done.push(completion);
                 if n + 1 == count {
                     // The last item: its write may give the unit back.
+                    slot.before_last_write(plan, count);
                     return write_all(shared, claim, plan, cancel, &mut writing, done, true).await;
                 }
                 if writing.is_idle() {

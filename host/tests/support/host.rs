@@ -116,6 +116,19 @@ async fn start_registry_as(
     .expect("the host starts")
 }
 
+/// One item of `task_type` for unit `key`, enqueued now, with no tokens or
+/// dedupe key.
+pub fn new_item(task_type: &str, key: &str, payload: &str) -> NewItem {
+    NewItem {
+        task_type: task_type.into(),
+        work_unit_key: key.into(),
+        payload: payload.into(),
+        tokens: 0,
+        dedupe_key: None,
+        run_after: None,
+    }
+}
+
 /// `count` items of `task_type`, one per key `{prefix}-{n}`.
 pub fn units(task_type: &str, prefix: &str, count: usize) -> Vec<NewItem> {
     (0..count)

@@ -3,6 +3,8 @@
 //! being written. What a user checks: every item is done once, in order, and
 //! a poison item in the middle of the run is dead-lettered alone, with the
 //! items before it done and the items after it done later, each called once.
+//! An item's completion is written while the calls after it run: a slow call
+//! does not hold back the items done before it.
 
 mod support;
 
@@ -11,7 +13,9 @@ use std::time::Duration;
 
 use sluice::imports::DenyAll;
 use sluice::store::NewItem;
-use support::host::{call_records, fast_config, items, outputs, run_until, start, task};
+use support::host::{
+    call_records, count, fast_config, items, new_item, outputs, run_until, start, task, wait_until,
+};
 use support::stores;
 
 /// Output depth the host refuses (its `max_output_depth` is far lower): the
@@ -105,5 +109,38 @@ async fn a_run_writes_each_item_once_in_order_and_a_poison_item_alone() {
             "{}: every item that is done was called once",
             db.url
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_done_item_is_written_while_the_next_call_still_runs() {
+    for db in [stores::sqlite().await, stores::postgres().await] {
+        let store = db.store.as_ref();
+        store
+            .enqueue(&[
+                new_item("sleep", "run", r#"{"ms": 0}"#),
+                new_item("sleep", "run", r#"{"ms": 6000}"#),
+            ])
+            .await
+            .unwrap();
+        let mut config = fast_config(1);
+        config
+            .tasks
+            .insert("sleep".into(), task(Duration::from_secs(30), 3));
+        let host = start(db.store.clone(), config, Arc::new(DenyAll)).await;
+        wait_until(
+            "the run's first item is done",
+            Duration::from_secs(30),
+            || async { count(store, "sleep", "done").await > 0 },
+        )
+        .await;
+        assert_eq!(
+            count(store, "sleep", "done").await,
+            1,
+            "{}: the first item is written while the six-second call after it runs",
+            db.url
+        );
+        run_until(host, store, "sleep", "done", 2).await;
+        assert_eq!(outputs(store, "sleep", "run").await.len(), 2, "{}", db.url);
     }
 }

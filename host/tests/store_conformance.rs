@@ -384,6 +384,22 @@ mod cases {
         assert_eq!(batch.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[3]]);
     }
 
+    pub async fn an_outputs_items_are_stored_in_id_order(t: TestStore) {
+        let store = &*t.store;
+        let ids = enqueue_echo(store, &["conv", "conv", "conv"]).await;
+        let claim = claim_one(store, "w", "echo").await;
+        store.fetch_batch(&claim, ALL).await.unwrap();
+        store
+            .complete(&claim, &[ids[2], ids[0], ids[1]], Some("1"), &[], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            outputs_of(store, "conv").await,
+            [(ids.clone(), Some("1".to_string()))],
+            "the output names its items in id order, whatever order the call gave"
+        );
+    }
+
     pub async fn complete_stores_output_and_follow_ups_in_one_transaction(t: TestStore) {
         let store = &*t.store;
         let id = store.enqueue(&[item("echo", "conv", "{}")]).await.unwrap()[0].id;
@@ -1877,6 +1893,7 @@ both_backends!(
     units_are_claimed_oldest_first_and_only_for_known_task_types,
     batches_follow_id_order_and_budgets_but_always_take_one,
     complete_stores_output_and_follow_ups_in_one_transaction,
+    an_outputs_items_are_stored_in_id_order,
     a_group_commit_lands_each_claims_completions_on_their_own,
     a_claim_takes_each_units_first_batch_as_a_fetch_would,
     a_narrowed_units_first_batch_is_narrowed_too,

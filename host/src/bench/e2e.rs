@@ -7,7 +7,10 @@
 //! no-op `echo` task on a fresh database per run: claims, fetches, one
 //! sandboxed call per item, fenced commits and releases, with heartbeats and
 //! the reaper running beside them. The clock starts when the host starts and
-//! stops when nothing is pending or claimed.
+//! stops when nothing is pending or claimed. Besides items/s it reports the
+//! CPU time spent per item in that window, by the whole machine and by the
+//! host: this machine's speed drifts by more than a small change is worth,
+//! and CPU per item drifts far less.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +48,13 @@ pub struct E2eMeasurement {
     pub per_second: f64,
     /// The process's peak resident memory so far, in MiB.
     pub peak_rss_mib: f64,
+    /// CPU time the whole machine spent during the drain, per item, in µs:
+    /// the host, the database server and anything else running. Steadier
+    /// than items/s on a machine whose speed drifts from run to run. `None`
+    /// where `/proc/stat` cannot be read.
+    pub cpu_us_per_item: Option<f64>,
+    /// This process's share of it (the host, with its guests), in µs per item.
+    pub host_cpu_us_per_item: Option<f64>,
 }
 
 const TASK_TYPE: &str = "echo";
@@ -83,9 +93,11 @@ pub async fn run(
             };
             let (store, cleanup) = open(options).await?;
             fill(&*store, spec.items, *keys).await?;
-            let elapsed = drain(store, plugin.clone(), slots).await?;
+            let drained = drain(store, plugin.clone(), slots).await?;
             cleanup.finish().await?;
-            let seconds = elapsed.as_secs_f64();
+            let seconds = drained.elapsed.as_secs_f64();
+            let per_item =
+                |cpu: Option<Duration>| cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / spec.items as f64);
             results.push(E2eMeasurement {
                 backend: backend.to_string(),
                 shape: shape.clone(),
@@ -94,6 +106,8 @@ pub async fn run(
                 seconds,
                 per_second: spec.items as f64 / seconds.max(1e-9),
                 peak_rss_mib: peak_rss_mib(),
+                cpu_us_per_item: per_item(drained.machine_cpu),
+                host_cpu_us_per_item: per_item(drained.host_cpu),
             });
         }
     }
@@ -122,17 +136,26 @@ async fn fill(store: &dyn Store, items: usize, keys: usize) -> anyhow::Result<()
 /// queue is empty.
 const QUIET: Duration = Duration::from_millis(50);
 
+/// What one drain took.
+struct Drained {
+    elapsed: Duration,
+    /// Busy CPU time of the whole machine, and of this process.
+    machine_cpu: Option<Duration>,
+    host_cpu: Option<Duration>,
+}
+
 /// Starts a host with `slots` slots and waits until the queue is empty.
 async fn drain(
     store: Arc<dyn Store>,
     plugin: Arc<crate::runtime::Plugin>,
     slots: u32,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Drained> {
     let config = Config {
         slots,
         listen: "off".into(),
         ..Config::default()
     };
+    let cpu_at_start = CpuTimes::now();
     let started = Instant::now();
     let host = Host::start(HostParts {
         config: Arc::new(config),
@@ -168,6 +191,9 @@ async fn drain(
             Ok(Ok(_)) => {}
         }
         let idle_since = Instant::now();
+        // Read here, not after the checks below: the store's status is a
+        // heavy query that the drain did not need.
+        let cpu_at_idle = CpuTimes::now();
         let busy_again = in_flight.wait_for(|units| *units > 0);
         match tokio::time::timeout(QUIET, busy_again).await {
             Ok(Ok(_)) => continue,
@@ -182,12 +208,58 @@ async fn drain(
             .map(|d| d.count)
             .sum();
         if pending == 0 && status.claimed_units == 0 {
-            break idle_since;
+            break (idle_since, cpu_at_idle);
         }
     };
-    let elapsed = finished.duration_since(started);
+    let (finished, cpu_at_end) = finished;
     host.shutdown(Duration::from_secs(10)).await;
-    Ok(elapsed)
+    Ok(Drained {
+        elapsed: finished.duration_since(started),
+        machine_cpu: cpu_at_end
+            .machine
+            .zip(cpu_at_start.machine)
+            .map(|(b, a)| b - a),
+        host_cpu: Some(cpu_at_end.host - cpu_at_start.host),
+    })
+}
+
+/// Busy CPU time so far: the whole machine's (user, nice, system, irq and
+/// softirq time of every CPU, from `/proc/stat`) and this process's.
+struct CpuTimes {
+    machine: Option<Duration>,
+    host: Duration,
+}
+
+impl CpuTimes {
+    fn now() -> Self {
+        let host = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Self {
+            machine: machine_busy(),
+            host: Duration::new(host.tv_sec as u64, host.tv_nsec as u32),
+        }
+    }
+}
+
+fn machine_busy() -> Option<Duration> {
+    let busy = busy_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    Some(Duration::from_secs_f64(busy as f64 / per_second as f64))
+}
+
+/// The busy ticks of all CPUs together in `/proc/stat`'s text: user, nice,
+/// system, irq and softirq (not idle, iowait or time stolen by the
+/// hypervisor).
+fn busy_ticks(stat: &str) -> Option<u64> {
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal ...
+    [0, 1, 2, 5, 6].iter().map(|&n| ticks.get(n)).sum()
 }
 
 /// `VmHWM` from `/proc/self/status`, in MiB (0 where it cannot be read).
@@ -201,4 +273,23 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::busy_ticks;
+
+    #[test]
+    fn busy_ticks_count_user_nice_system_irq_and_softirq_only() {
+        let stat = "cpu  100 20 30 5000 400 6 7 800 0 0\ncpu0 50 10 15 2500 200 3 3 400 0 0\n";
+        assert_eq!(busy_ticks(stat), Some(100 + 20 + 30 + 6 + 7));
+    }
+
+    #[test]
+    fn an_unreadable_stat_gives_no_figure() {
+        assert_eq!(busy_ticks(""), None);
+        assert_eq!(busy_ticks("intr 1 2 3\n"), None);
+        assert_eq!(busy_ticks("cpu  1 2 three\n"), None);
+        assert_eq!(busy_ticks("cpu  1 2 3\n"), None, "too few fields");
+    }
 }

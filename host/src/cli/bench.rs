@@ -147,8 +147,12 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_string(m)?);
         } else {
+            let cpu = match (m.cpu_us_per_item, m.host_cpu_us_per_item) {
+                (Some(all), Some(host)) => format!(", CPU {all:.1} µs/item, host {host:.1}"),
+                _ => String::new(),
+            };
             println!(
-                "{:<9} {:<30} {:>3} slots: {:>7} items in {:>7.2} s = {:>7.0} /s  (peak RSS {:.0} MiB)",
+                "{:<9} {:<30} {:>3} slots: {:>7} items in {:>7.2} s = {:>7.0} /s  (peak RSS {:.0} MiB{cpu})",
                 m.backend, m.shape, m.slots, m.items, m.seconds, m.per_second, m.peak_rss_mib
             );
         }

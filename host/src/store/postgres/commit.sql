@@ -5,7 +5,7 @@
 -- inclusive; empty when the first is past the last). Completions: $8 the
 -- commit each belongs to (1-based), $9 outputs, $10 call records, $12 and
 -- $13 where its items start and end in $11. $11: every item id, commit by
--- commit, completion by completion.
+-- commit, completion by completion, each completion's in id order.
 -- Returns one row per commit, in order: its number and what became of it:
 -- 'done', 'released', 'not-in-flight' (the claim holds but the items are not
 -- its pending items in flight: nothing written), 'busy' (another transaction
@@ -63,7 +63,7 @@ WITH cm AS (
 ), outputs AS (
     INSERT INTO sluice_outputs (task_type, work_unit_key, item_ids, output, call)
     SELECT ($1::text[])[co.c], ($2::text[])[co.c],
-           ARRAY(SELECT id FROM unnest(($11::bigint[])[co.first:co.last]) AS x(id) ORDER BY id),
+           ($11::bigint[])[co.first:co.last],
            co.output::jsonb, co.call::jsonb
       FROM unnest($8::bigint[], $9::text[], $10::text[], $12::int[], $13::int[])
            WITH ORDINALITY AS co(c, output, call, first, last, k)

@@ -392,7 +392,11 @@ impl<'a> GroupArrays<'a> {
                 arrays.outputs.push(completion.output.as_deref());
                 arrays.calls.push(completion.call.as_deref());
                 arrays.completion_first.push(arrays.next_item());
+                let first = arrays.item_ids.len();
                 arrays.item_ids.extend_from_slice(&completion.item_ids);
+                // An output's item ids are stored in id order; sorted here,
+                // each output's are a plain slice of the array.
+                arrays.item_ids[first..].sort_unstable();
                 arrays.completion_last.push(arrays.last_item());
             }
             arrays.commit_last.push(arrays.last_item());

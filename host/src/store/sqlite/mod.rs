@@ -412,10 +412,13 @@ async fn commit_group(
         .flat_map(|&(n, _)| {
             let commit = &commits[n];
             commit.completions.iter().map(move |completion| {
+                // Stored in id order, as on Postgres.
+                let mut ids = completion.item_ids.clone();
+                ids.sort_unstable();
                 serde_json::json!([
                     commit.claim.task_type,
                     commit.claim.work_unit_key,
-                    serde_json::to_string(&completion.item_ids).expect("ids serialize"),
+                    serde_json::to_string(&ids).expect("ids serialize"),
                     completion.output,
                     completion.call,
                 ])

@@ -125,10 +125,11 @@ impl SqliteStore {
             // enough for any short transaction, short enough that a write
             // stuck behind a lock held for minutes comes back to say so.
             .busy_timeout(Duration::from_secs(5))
-            // 32 MiB of page cache per connection (SQLite's default is 2 MiB).
-            // 2 and 8 MiB measured the same on `sluice bench queue`; the
-            // headroom is for working sets larger than the benchmark's.
-            .pragma("cache_size", "-32768")
+            // 8 MiB of page cache per connection (SQLite's default is 2 MiB).
+            // 2, 8 and 32 MiB measured the same on `sluice bench queue`, and
+            // 8 and 32 MiB on `sluice bench e2e`, where 32 MiB cost a
+            // draining host about 25 MiB more resident memory (BENCHMARKS.md).
+            .pragma("cache_size", "-8192")
             // Checkpoints run beside the writer (see `checkpoint_in_background`);
             // the writer checkpoints on its own only if they fall far behind.
             .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
